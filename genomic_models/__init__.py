@@ -1,0 +1,53 @@
+"""genomic_models: published genomic deep-learning systems as transformers models.
+
+Importing the package registers every architecture's config, models and tokenizer with the Auto classes.
+"""
+
+from tokenization import HaplotypeTokenizer
+
+from .cards import CardSpec, ModelCardContext, build_model_card, write_model_card
+from .errors import GenomicInputError
+from .models.haplotype_dss import (
+    HaplotypeDSSConfig,
+    HaplotypeDSSForMaskedLM,
+    HaplotypeDSSModel,
+    HaplotypeDSSPreTrainedModel,
+)
+from .registry import ARCHITECTURES, register_architecture
+
+__version__ = "0.1.0"
+
+register_architecture(
+    HaplotypeDSSConfig,
+    {"AutoModel": HaplotypeDSSModel, "AutoModelForMaskedLM": HaplotypeDSSForMaskedLM},
+    tokenizer_class=HaplotypeTokenizer,
+    card=CardSpec(
+        template="haplotype-dss.md",
+        task_type="fill-mask",
+        task_name="Masked haplotype modelling",
+        pipeline_tag="fill-mask",
+        tags=("haplotype", "imputation", "state-space-model", "lm-eqtl"),
+        metrics={
+            "masked_accuracy": ("accuracy", "Masked accuracy"),
+            "iqs_per_snp": ("iqs", "IQS per SNP (Lin et al. 2010)"),
+            "iqs_pooled": ("iqs", "IQS pooled over masked sites"),
+            "recall_R": ("recall", "Recall of reference alleles"),
+            "recall_A": ("recall", "Recall of alternative alleles"),
+        },
+    ),
+)
+
+__all__ = [
+    "ARCHITECTURES",
+    "CardSpec",
+    "GenomicInputError",
+    "HaplotypeDSSConfig",
+    "HaplotypeDSSForMaskedLM",
+    "HaplotypeDSSModel",
+    "HaplotypeDSSPreTrainedModel",
+    "HaplotypeTokenizer",
+    "ModelCardContext",
+    "build_model_card",
+    "register_architecture",
+    "write_model_card",
+]

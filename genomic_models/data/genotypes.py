@@ -1,0 +1,239 @@
+"""A cohort's genotype calls in memory, and the VCF reader that fills it.
+
+Every architecture that reads genotypes (haplotype-dss, gperceiver, seq2king) starts from `GenotypeMatrix`: allele
+indices of shape (variants, samples, ploidy), -1 for a missing allele, with the variant table and the sample ids. The
+checks a model needs (phase, biallelic sites, no missing calls) are methods, so each pipeline states its requirements
+and bad records are reported by file, record and sample instead of turning into silent garbage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import GenomicInputError
+
+VARIANT_COLUMNS = ("chrom", "pos", "id", "ref", "alt")
+
+
+@dataclass
+class GenotypeMatrix:
+    """Genotype calls of a cohort.
+
+    Attributes:
+        samples: Sample ids, in column order.
+        variants: One row per variant: chrom, pos, id, ref, alt (comma-joined when multi-allelic).
+        alleles: int16 allele indices (variants, samples, ploidy); 0 = REF, k = k-th ALT, -1 = missing.
+        phased: bool (variants, samples), whether each call is phased.
+        source: Where the calls came from, for error messages.
+    """
+
+    samples: list[str]
+    variants: pd.DataFrame
+    alleles: np.ndarray
+    phased: np.ndarray
+    source: str = "<memory>"
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.alleles.ndim != 3:
+            raise GenomicInputError(
+                self.source, f"alleles must be (variants, samples, ploidy), got {self.alleles.shape}"
+            )
+        n_variants, n_samples, _ = self.alleles.shape
+        if len(self.variants) != n_variants or len(self.samples) != n_samples:
+            raise GenomicInputError(
+                self.source,
+                f"{n_variants} x {n_samples} calls do not match {len(self.variants)} variants and "
+                f"{len(self.samples)} samples",
+            )
+        duplicated = pd.Index(self.samples)[pd.Index(self.samples).duplicated()].tolist()
+        if duplicated:
+            raise GenomicInputError(self.source, f"duplicated sample ids {duplicated[:5]}")
+
+    @property
+    def ploidy(self) -> int:
+        return self.alleles.shape[2]
+
+    @property
+    def n_alleles(self) -> np.ndarray:
+        """Number of alleles (REF + ALTs) of each variant."""
+        return self.variants["alt"].astype(str).str.count(",").to_numpy() + 2
+
+    def record_name(self, variant: int) -> str:
+        row = self.variants.iloc[variant]
+        name = f"{row['chrom']}:{row['pos']}"
+        return f"{name} ({row['id']})" if row["id"] not in (None, ".", "") else name
+
+    def alt_allele_frequency(self) -> np.ndarray:
+        """Frequency of non-reference alleles among called alleles, per variant (NaN where nothing is called)."""
+        called = self.alleles >= 0
+        alternative = (self.alleles > 0).sum(axis=(1, 2))
+        total = called.sum(axis=(1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total > 0, alternative / np.maximum(total, 1), np.nan)
+
+    def subset(self, variants: np.ndarray | Sequence[int] | None = None, samples: Sequence[str] | None = None):
+        """A new matrix restricted to the given variant indices and/or sample ids (in the order given)."""
+        variant_index = np.arange(len(self.variants)) if variants is None else np.asarray(variants)
+        sample_index = np.arange(len(self.samples)) if samples is None else self.sample_index(samples)
+        return GenotypeMatrix(
+            samples=[self.samples[i] for i in sample_index],
+            variants=self.variants.iloc[variant_index].reset_index(drop=True),
+            alleles=self.alleles[np.ix_(variant_index, sample_index)]
+            if len(variant_index)
+            else self.alleles[:0][:, sample_index],
+            phased=self.phased[np.ix_(variant_index, sample_index)]
+            if len(variant_index)
+            else self.phased[:0][:, sample_index],
+            source=self.source,
+            info=dict(self.info),
+        )
+
+    def sample_index(self, samples: Sequence[str]) -> np.ndarray:
+        """Column of each requested sample id; names every id that is absent."""
+        position = {sample: index for index, sample in enumerate(self.samples)}
+        missing = [sample for sample in samples if sample not in position]
+        if missing:
+            raise GenomicInputError(
+                self.source, f"{len(missing)} requested sample(s) are not in the file, e.g. {missing[:5]}"
+            )
+        return np.array([position[sample] for sample in samples], dtype=np.int64)
+
+    # -- requirements a pipeline can state -----------------------------------------------------------------------
+    def require_ploidy(self, ploidy: int) -> GenotypeMatrix:
+        if self.ploidy != ploidy:
+            raise GenomicInputError(self.source, f"ploidy is {self.ploidy}, but this model needs ploidy {ploidy}")
+        return self
+
+    def require_biallelic(self) -> GenotypeMatrix:
+        multi = np.flatnonzero((self.n_alleles > 2) | (self.alleles > 1).any(axis=(1, 2)))
+        if len(multi):
+            raise GenomicInputError(
+                self.source,
+                f"multi-allelic site ({len(multi)} in total); this model reads biallelic variants: split them with "
+                "`bcftools norm -m -` or read with multiallelic='skip'",
+                record=self.record_name(multi[0]),
+            )
+        return self
+
+    def require_phased(self) -> GenotypeMatrix:
+        """Heterozygous calls must be phased; unphased homozygous calls are unambiguous and accepted."""
+        heterozygous = (self.alleles != self.alleles[..., :1]).any(axis=2) & (self.alleles >= 0).all(axis=2)
+        unphased = np.argwhere(heterozygous & ~self.phased)
+        if len(unphased):
+            variant, sample = unphased[0]
+            raise GenomicInputError(
+                self.source,
+                f"unphased heterozygous genotype of sample {self.samples[sample]} ({len(unphased)} such calls); the "
+                "haplotype model needs phased data: phase it first (e.g. shapeit4, beagle)",
+                record=self.record_name(variant),
+            )
+        return self
+
+    def require_complete(self) -> GenotypeMatrix:
+        missing = np.argwhere((self.alleles < 0).any(axis=2))
+        if len(missing):
+            variant, sample = missing[0]
+            raise GenomicInputError(
+                self.source,
+                f"missing genotype of sample {self.samples[sample]} ({len(missing)} missing calls); impute them or "
+                "allow them explicitly (missing='N' encodes them as the N letter)",
+                record=self.record_name(variant),
+            )
+        return self
+
+
+def read_vcf(
+    path: str | os.PathLike,
+    samples: Sequence[str] | None = None,
+    region: str | None = None,
+    pass_only: bool = False,
+    snps_only: bool = False,
+    multiallelic: str = "keep",
+) -> GenotypeMatrix:
+    """Read the GT calls of a VCF/BCF (plain or bgzipped; `region` needs an index) with cyvcf2.
+
+    Args:
+        samples: Keep only these sample ids, in this order; any id absent from the file is an error.
+        region: "chrom", "chrom:start-end" (1-based, inclusive).
+        pass_only: Skip records whose FILTER is neither PASS nor missing.
+        snps_only: Skip indels and other non-SNP records.
+        multiallelic: "keep", "skip" (drop them, counted in `info["skipped_multiallelic"]`) or "error".
+    """
+    try:
+        from cyvcf2 import VCF
+    except ImportError as error:  # pragma: no cover - the genomics extra is missing
+        raise ImportError("reading VCF needs cyvcf2: pip install 'genomic_models[genomics]'") from error
+    if multiallelic not in ("keep", "skip", "error"):
+        raise ValueError(f"multiallelic must be 'keep', 'skip' or 'error', got {multiallelic!r}")
+    source = os.fspath(path)
+    if not os.path.exists(source):
+        raise GenomicInputError(source, "no such file")
+    try:
+        reader = VCF(source, gts012=False, lazy=True, threads=1)
+    except OSError as error:
+        raise GenomicInputError(source, f"not a readable VCF/BCF ({error})") from None
+    file_samples = list(reader.samples)
+    if samples is not None:
+        absent = [sample for sample in samples if sample not in set(file_samples)]
+        if absent:
+            raise GenomicInputError(source, f"{len(absent)} requested sample(s) are not in the file, e.g. {absent[:5]}")
+        reader.set_samples(list(samples))
+        order = {sample: index for index, sample in enumerate(reader.samples)}
+        reorder = np.array([order[sample] for sample in samples])
+    else:
+        reorder = None
+    records = reader(region) if region else reader
+    rows, calls, phases = [], [], []
+    skipped = {"multiallelic": 0, "filtered": 0, "non_snp": 0}
+    ploidy = None
+    for record in records:
+        if pass_only and record.FILTER not in (None, "PASS"):
+            skipped["filtered"] += 1
+            continue
+        if snps_only and not record.is_snp:
+            skipped["non_snp"] += 1
+            continue
+        if len(record.ALT) > 1:
+            if multiallelic == "skip":
+                skipped["multiallelic"] += 1
+                continue
+            if multiallelic == "error":
+                raise GenomicInputError(source, "multi-allelic site", record=f"{record.CHROM}:{record.POS}")
+        genotype = record.genotype
+        if genotype is None:
+            raise GenomicInputError(source, "record has no GT field", record=f"{record.CHROM}:{record.POS}")
+        array = genotype.array()
+        if ploidy is None:
+            ploidy = array.shape[1] - 1
+        if array.shape[1] - 1 != ploidy or (array[:, :-1] == -2).any():
+            bad = int(np.argmax((array[:, :-1] == -2).any(axis=1))) if (array[:, :-1] == -2).any() else 0
+            raise GenomicInputError(
+                source,
+                f"ploidy mismatch at sample {reader.samples[bad]}: calls of different ploidy in one cohort "
+                f"(first record had ploidy {ploidy})",
+                record=f"{record.CHROM}:{record.POS}",
+            )
+        calls.append(array[:, :-1].astype(np.int16))
+        phases.append(array[:, -1].astype(bool))
+        rows.append((record.CHROM, record.POS, record.ID or ".", record.REF, ",".join(record.ALT) or "."))
+    reader.close()
+    n_samples = len(reader.samples)
+    alleles = np.stack(calls) if calls else np.zeros((0, n_samples, ploidy or 2), dtype=np.int16)
+    phased = np.stack(phases) if phases else np.zeros((0, n_samples), dtype=bool)
+    sample_names = list(reader.samples)
+    if reorder is not None:
+        alleles, phased, sample_names = alleles[:, reorder], phased[:, reorder], list(samples)
+    variants = pd.DataFrame(rows, columns=list(VARIANT_COLUMNS))
+    variants["chrom"] = variants["chrom"].astype(str)
+    variants["pos"] = variants["pos"].astype(np.int64)
+    info = {f"skipped_{key}": value for key, value in skipped.items()}
+    return GenotypeMatrix(sample_names, variants, alleles, phased, source=source, info=info)
+
+
+__all__ = ["GenotypeMatrix", "read_vcf", "VARIANT_COLUMNS"]

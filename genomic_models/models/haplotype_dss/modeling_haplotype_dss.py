@@ -1,0 +1,362 @@
+"""PyTorch haplotype masked language model of lm-eQTL: a bidirectional diagonal state-space (DSS) network.
+
+The network reads one haplotype of one gene chunk (letters R, A, N at up to 5000 common variants around a TSS) and
+predicts masked letters. It is not a transformer: a convolutional stem, a per-gene embedding, residual convolution
+blocks, a stack of bidirectional DSS layers evaluated as long FFT convolutions, and a convolutional head.
+
+This file travels with hub checkpoints (trust_remote_code), so it imports only torch, transformers and its sibling.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
+
+from .configuration_haplotype_dss import HaplotypeDSSConfig
+
+
+def _pad_mask(attention_mask: torch.Tensor | None, config: HaplotypeDSSConfig) -> torch.Tensor | None:
+    """(B, 1, L) multiplier that zeroes padded positions, or None when padding is not masked."""
+    if attention_mask is None or not config.mask_padding:
+        return None
+    return attention_mask[:, None, :]
+
+
+def _apply_pad_mask(hidden_states: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
+    return hidden_states if pad_mask is None else hidden_states * pad_mask.to(hidden_states.dtype)
+
+
+class HaplotypeDSSEmbeddings(nn.Module):
+    """One-hot letters through a wide convolution, plus a learned vector of the chunk's gene at every position.
+
+    Special tokens ([PAD], [MASK]) enter as all-zero vectors, exactly as the original encodes masked and padded sites.
+    """
+
+    def __init__(self, config: HaplotypeDSSConfig):
+        super().__init__()
+        self.num_allele_classes = config.num_allele_classes
+        self.stem = nn.Conv1d(
+            config.num_allele_classes,
+            config.hidden_size,
+            kernel_size=config.stem_kernel_size,
+            padding=config.stem_kernel_size // 2,
+        )
+        self.gene_embeddings = nn.Embedding(config.num_genes, config.hidden_size) if config.num_genes else None
+
+    def forward(self, input_ids: torch.LongTensor, gene_ids: torch.LongTensor | None) -> torch.Tensor:
+        classes = self.num_allele_classes
+        one_hot = F.one_hot(input_ids.clamp(0, classes), classes + 1)[..., :classes]
+        hidden_states = self.stem(one_hot.transpose(1, 2).to(self.stem.weight.dtype))
+        if self.gene_embeddings is not None:
+            if gene_ids is None:
+                raise ValueError("This model has a gene embedding: pass `gene_ids` (one gene index per sequence).")
+            if gene_ids.min() < 0 or gene_ids.max() >= self.gene_embeddings.num_embeddings:
+                raise ValueError(
+                    f"gene_ids must lie in [0, {self.gene_embeddings.num_embeddings}); got {gene_ids.tolist()[:8]}"
+                )
+            hidden_states = hidden_states + self.gene_embeddings(gene_ids)[:, :, None]
+        elif gene_ids is not None and (gene_ids != 0).any():
+            raise ValueError("This model is gene-agnostic (no gene embedding) but received non-zero `gene_ids`.")
+        return hidden_states
+
+
+class HaplotypeDSSResidualBlock(nn.Module):
+    """conv -> BatchNorm -> ReLU -> conv -> BatchNorm, plus the input, then ReLU (the original's L1Block)."""
+
+    def __init__(self, config: HaplotypeDSSConfig):
+        super().__init__()
+        width, kernel = config.hidden_size, config.residual_kernel_size
+        self.conv1 = nn.Conv1d(width, width, kernel_size=kernel, padding=kernel // 2)
+        self.norm1 = nn.BatchNorm1d(width, eps=config.batch_norm_eps)
+        self.conv2 = nn.Conv1d(width, width, kernel_size=kernel, padding=kernel // 2)
+        self.norm2 = nn.BatchNorm1d(width, eps=config.batch_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+        residual = self.norm2(self.conv2(F.relu(self.norm1(self.conv1(hidden_states)))))
+        return _apply_pad_mask(F.relu(residual + hidden_states), pad_mask)
+
+
+def hippo_skew_eigenvalues(state_size: int) -> torch.Tensor:
+    """Eigenvalues with positive imaginary part of the skew-symmetric part of the HiPPO-LegS matrix, shifted by -0.5.
+
+    This is DSS's `hippo_skew_pos_imag` initialisation of Lambda (Gupta et al. 2022), returned as complex128 [N].
+    """
+    rank = torch.arange(2 * state_size, dtype=torch.float64)
+    scale = (2 * rank + 1).sqrt()
+    hippo = torch.tril(scale[:, None] * scale[None, :], diagonal=-1)
+    eigenvalues = torch.linalg.eigvals((hippo - hippo.T) / 2)
+    eigenvalues = eigenvalues[eigenvalues.imag.argsort(descending=True)]
+    return eigenvalues[:state_size] - 0.5
+
+
+class HaplotypeDSSKernel(nn.Module):
+    """Softmax-normalised diagonal state-space kernel (DSS_softmax), one per channel and direction.
+
+    Complex parameters are stored as real tensors with a trailing (real, imag) axis, so optimisers treat both parts
+    alike.
+    """
+
+    def __init__(self, config: HaplotypeDSSConfig):
+        super().__init__()
+        directions = 2 if config.bidirectional else 1
+        self.epsilon = config.kernel_epsilon
+        self.log_dt = nn.Parameter(torch.empty(config.hidden_size, 2))
+        self.Lambda = nn.Parameter(torch.empty(config.state_size, 2))
+        self.W = nn.Parameter(torch.empty(directions, config.hidden_size, config.state_size, 2))
+
+    def forward(self, length: int) -> torch.Tensor:
+        """Real convolution kernels of shape (directions, hidden_size, length), computed in float32."""
+        lambda_ = torch.view_as_complex(self.Lambda.float().contiguous())
+        dt = self.log_dt.float().exp()
+        dt_lambda = torch.complex(dt[:, :1] * lambda_.real, dt[:, 1:] * lambda_.imag)  # (H, N)
+        positive = lambda_.real > 0
+        # Keep exp() bounded for growing modes; the normalisation below is invariant to this shift.
+        shift = (dt_lambda * positive * (length - 1)).detach()
+        dt_lambda_neg = dt_lambda * (1 - 2 * positive.to(dt.dtype))
+        numerator = dt_lambda_neg.exp() - 1
+        denominator = ((dt_lambda_neg * length).exp() - 1) * lambda_
+        # 1 / (sum over positions of the powers), with a bounded-norm reciprocal as in DSS.
+        reciprocal = denominator.conj() / (denominator * denominator.conj() + self.epsilon)
+        weights = torch.view_as_complex(self.W.float().contiguous()) * numerator * reciprocal  # (D, H, N)
+        return self._vandermonde(weights, dt_lambda, shift, length)
+
+    @staticmethod
+    def _vandermonde(weights: torch.Tensor, dt_lambda: torch.Tensor, shift: torch.Tensor, length: int) -> torch.Tensor:
+        """Re(sum_n weights[d,h,n] * exp(dt_lambda[h,n] * l - shift[h,n])) for l < length, as (D, H, length).
+
+        Position l is split as a * block + b, so exp() runs on (H, N, ~2 sqrt(L)) values and the sum over n becomes a
+        batched complex matmul, instead of exponentiating the full (H, N, L) tensor (about 40x faster at L=5000).
+        """
+        block = math.isqrt(length - 1) + 1
+        blocks = -(-length // block)
+        steps = torch.arange(block, device=dt_lambda.device, dtype=torch.float32)
+        block_starts = torch.arange(blocks, device=dt_lambda.device, dtype=torch.float32) * block
+        outer = (dt_lambda.unsqueeze(-1) * block_starts - shift.unsqueeze(-1)).exp()  # (H, N, A)
+        inner = (dt_lambda.unsqueeze(-1) * steps).exp()  # (H, N, B)
+        directions, hidden, state = weights.shape
+        left = weights.permute(1, 0, 2).unsqueeze(2) * outer.transpose(1, 2).unsqueeze(1)  # (H, D, A, N)
+        kernel = torch.matmul(left.reshape(hidden, directions * blocks, state), inner)  # (H, D*A, B)
+        kernel = kernel.reshape(hidden, directions, blocks * block)[..., :length]
+        return kernel.real.transpose(0, 1)
+
+
+class HaplotypeDSSMixer(nn.Module):
+    """One DSS sequence mixer: long convolution with the DSS kernel(s), D skip, GELU, then a pointwise GLU."""
+
+    def __init__(self, config: HaplotypeDSSConfig):
+        super().__init__()
+        self.bidirectional = config.bidirectional
+        self.kernel = HaplotypeDSSKernel(config)
+        self.D = nn.Parameter(torch.empty(1, config.hidden_size))
+        self.dropout = nn.Dropout1d(config.hidden_dropout_prob)
+        self.output_linear = nn.Conv1d(config.hidden_size, 2 * config.hidden_size, kernel_size=1)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        length = hidden_states.shape[-1]
+        kernel = self.kernel(length)
+        if self.bidirectional:
+            # Causal kernel on lags 0..L-1, the flipped anti-causal one on lags -L..-1 of a 2L circular convolution.
+            kernel = F.pad(kernel[0], (0, length)) + F.pad(kernel[1].flip(-1), (length, 0))
+        else:
+            kernel = kernel[0]
+        fft_size = 2 * length
+        with torch.autocast(device_type=hidden_states.device.type, enabled=False):
+            signal = hidden_states.float()
+            spectrum = torch.fft.rfft(signal, n=fft_size) * torch.fft.rfft(kernel, n=fft_size)
+            mixed = torch.fft.irfft(spectrum, n=fft_size)[..., :length] + signal * self.D.float().T
+        mixed = self.dropout(F.gelu(mixed.to(hidden_states.dtype)))
+        return F.glu(self.output_linear(mixed), dim=1)
+
+
+class HaplotypeDSSLayer(GradientCheckpointingLayer):
+    """DSS mixer -> channel dropout -> residual -> post LayerNorm over channels."""
+
+    def __init__(self, config: HaplotypeDSSConfig):
+        super().__init__()
+        self.mixer = HaplotypeDSSMixer(config)
+        self.dropout = nn.Dropout1d(config.hidden_dropout_prob)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+        hidden_states = self.dropout(self.mixer(hidden_states)) + hidden_states
+        hidden_states = self.norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        return _apply_pad_mask(hidden_states, pad_mask)
+
+
+class HaplotypeDSSEncoder(nn.Module):
+    def __init__(self, config: HaplotypeDSSConfig):
+        super().__init__()
+        blocks = config.num_residual_blocks
+        self.residual_blocks = nn.ModuleList(HaplotypeDSSResidualBlock(config) for _ in range(blocks))
+        self.layers = nn.ModuleList(HaplotypeDSSLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(
+        self, hidden_states: torch.Tensor, pad_mask: torch.Tensor | None, output_hidden_states: bool
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Channels-first in and out; collected hidden states are (B, L, H) like every transformers model."""
+        for block in self.residual_blocks:
+            hidden_states = block(hidden_states, pad_mask)
+        all_hidden_states = [hidden_states.transpose(1, 2)] if output_hidden_states else None
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, pad_mask)
+            if output_hidden_states:
+                all_hidden_states.append(hidden_states.transpose(1, 2))
+        return hidden_states, tuple(all_hidden_states) if output_hidden_states else None
+
+
+class HaplotypeDSSPreTrainedModel(PreTrainedModel):
+    config_class = HaplotypeDSSConfig
+    config: HaplotypeDSSConfig
+    base_model_prefix = "haplotype_dss"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["HaplotypeDSSLayer"]
+    # Losses are sums divided by `num_items_in_batch`, so Trainer's averaging over ranks and accumulation is exact.
+    accepts_loss_kwargs = True
+    # Every head lives in this file, so a checkpoint of any of them serves every Auto class (trust_remote_code).
+    remote_code_auto_map = {
+        "AutoModel": "modeling_haplotype_dss.HaplotypeDSSModel",
+        "AutoModelForMaskedLM": "modeling_haplotype_dss.HaplotypeDSSForMaskedLM",
+    }
+    # Set by `import genomic_models`: writes the model card (README.md) beside the weights. None under remote code.
+    model_card_writer = None
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        if self._auto_class is not None:
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **self.remote_code_auto_map}
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.model_card_writer is not None and kwargs.get("is_main_process", True):
+            self.model_card_writer(save_directory)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """PyTorch's default layer initialisation, as the original used, and DSS's own for the kernels."""
+        if isinstance(module, (nn.Conv1d, nn.Linear)):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                fan_in = module.weight.shape[1] * (module.weight.shape[2] if module.weight.dim() == 3 else 1)
+                bound = 1 / math.sqrt(fan_in)
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=1.0)
+        elif isinstance(module, (nn.LayerNorm, nn.BatchNorm1d)):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            if isinstance(module, nn.BatchNorm1d):
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, HaplotypeDSSKernel):
+            state_size = module.Lambda.shape[0]
+            if self.config.lambda_init == "hippo_skew_pos_imag":
+                lambda_ = hippo_skew_eigenvalues(state_size).to(torch.complex64)
+            else:
+                lambda_ = torch.randn(state_size, dtype=torch.complex64)
+            init.copy_(module.Lambda, torch.view_as_real(lambda_))
+            log_dt_min, log_dt_max = math.log(self.config.dt_min), math.log(self.config.dt_max)
+            log_dt = log_dt_min + torch.rand(module.log_dt.shape[0]) * (log_dt_max - log_dt_min)
+            init.copy_(module.log_dt, log_dt[:, None].expand(-1, 2))
+            init.normal_(module.W)
+        elif isinstance(module, HaplotypeDSSMixer):
+            init.normal_(module.D)
+
+
+@dataclass
+class HaplotypeDSSModelOutput(BaseModelOutput):
+    """`last_hidden_state` is (batch, length, hidden_size): the per-variant embedding (the original's seq_embedding)."""
+
+
+class HaplotypeDSSModel(HaplotypeDSSPreTrainedModel):
+    """The network without a head: per-position embeddings of a haplotype chunk."""
+
+    def __init__(self, config: HaplotypeDSSConfig):
+        super().__init__(config)
+        self.embeddings = HaplotypeDSSEmbeddings(config)
+        self.encoder = HaplotypeDSSEncoder(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        gene_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> HaplotypeDSSModelOutput | tuple:
+        r"""
+        input_ids: (batch, length) token ids from [`HaplotypeTokenizer`]: R=0, A=1, N=2, [PAD], [MASK].
+        gene_ids: (batch,) index of each chunk's gene in `config.gene_vocab`.
+        attention_mask: (batch, length), 1 on variants and 0 on padding.
+        """
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        pad_mask = _pad_mask(attention_mask, self.config)
+        hidden_states = _apply_pad_mask(self.embeddings(input_ids, gene_ids), pad_mask)
+        hidden_states, all_hidden_states = self.encoder(hidden_states, pad_mask, output_hidden_states)
+        output = HaplotypeDSSModelOutput(
+            last_hidden_state=hidden_states.transpose(1, 2), hidden_states=all_hidden_states
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class HaplotypeDSSForMaskedLM(HaplotypeDSSPreTrainedModel):
+    """Masked haplotype modelling: a k=15 convolution from embeddings to R/A/N logits at every position."""
+
+    def __init__(self, config: HaplotypeDSSConfig):
+        super().__init__(config)
+        self.haplotype_dss = HaplotypeDSSModel(config)
+        self.head = nn.Conv1d(
+            config.hidden_size,
+            config.num_allele_classes,
+            kernel_size=config.head_kernel_size,
+            padding=config.head_kernel_size // 2,
+        )
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        gene_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> MaskedLMOutput | tuple:
+        r"""
+        labels: (batch, length) letter ids (0..num_allele_classes-1) at the positions to score, -100 elsewhere.
+        num_items_in_batch: number of scored positions over the whole (accumulated, all-rank) batch; Trainer passes it
+            so that the loss is exactly the mean over scored positions.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.haplotype_dss(
+            input_ids, gene_ids=gene_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states
+        )
+        logits = self.head(outputs.last_hidden_state.transpose(1, 2)).transpose(1, 2)
+        loss = None
+        if labels is not None:
+            flat_logits, flat_labels = logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1)
+            if num_items_in_batch is None:
+                loss = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100)
+            else:
+                loss = F.cross_entropy(flat_logits, flat_labels, ignore_index=-100, reduction="sum")
+                loss = loss / num_items_in_batch
+        output = MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = [
+    "HaplotypeDSSPreTrainedModel",
+    "HaplotypeDSSModel",
+    "HaplotypeDSSForMaskedLM",
+    "HaplotypeDSSModelOutput",
+    "hippo_skew_eigenvalues",
+]

@@ -1,0 +1,21 @@
+"""Masked-modelling recipes: what `training_scripts/run_mlm.py` needs to know about one architecture's data.
+
+A recipe names its data-argument dataclass and builds datasets, tokenizer, collators and metrics from it, so the
+script itself stays the same for every architecture (`--model_type` picks the recipe).
+"""
+
+from __future__ import annotations
+
+from .base import MaskedModelingRecipe
+from .haplotype import HaplotypeDataArguments, HaplotypeMLMRecipe
+
+MLM_RECIPES: dict[str, type[MaskedModelingRecipe]] = {HaplotypeMLMRecipe.model_type: HaplotypeMLMRecipe}
+
+
+def get_mlm_recipe(model_type: str) -> MaskedModelingRecipe:
+    if model_type not in MLM_RECIPES:
+        raise ValueError(f"run_mlm.py has no recipe for model_type {model_type!r}; known: {sorted(MLM_RECIPES)}")
+    return MLM_RECIPES[model_type]()
+
+
+__all__ = ["MLM_RECIPES", "MaskedModelingRecipe", "HaplotypeDataArguments", "HaplotypeMLMRecipe", "get_mlm_recipe"]

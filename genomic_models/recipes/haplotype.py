@@ -1,0 +1,171 @@
+"""run_mlm.py recipe of haplotype-dss: VCF, seed parquet or simulated cohorts -> masked haplotype modelling."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..cards import ModelCardContext
+from ..collators import DataCollatorForHaplotypeMLM
+from ..data.chunks import gene_chunks, read_gene_table, tiled_chunks
+from ..data.genotypes import read_vcf
+from ..data.haplotypes import (
+    gene_vocabulary,
+    haplotype_dataset,
+    read_seed_layout,
+    select_common_snps,
+    split_by_individual,
+)
+from ..errors import GenomicInputError
+from ..metrics.imputation import imputation_metrics
+from .base import MaskedModelingRecipe, PreparedData
+
+
+@dataclass
+class HaplotypeDataArguments:
+    """Where the haplotypes come from and how they are chunked, split and masked."""
+
+    vcf_file: str | None = field(default=None, metadata={"help": "Phased VCF/BCF (plain, .gz or .bcf)."})
+    gene_table: str | None = field(
+        default=None, metadata={"help": "TSV/CSV of genes (gene_id, chrom, tss): one chunk per gene around its TSS."}
+    )
+    tile_size: int | None = field(
+        default=None, metadata={"help": "Without a gene table: consecutive chunks of this many variants."}
+    )
+    region: str | None = field(default=None, metadata={"help": "Only this region of the VCF (chrom:start-end)."})
+    samples_file: str | None = field(default=None, metadata={"help": "File with one sample id per line to keep."})
+    seed_dataset: str | None = field(
+        default=None, metadata={"help": "lm-eQTL dataset.parquet (meta.csv.gz is read from beside it)."}
+    )
+    seed_split: str | None = field(
+        default="train", metadata={"help": "Rows of dataset.parquet to use ('train'; 'test' are held out)."}
+    )
+    simulate: bool = field(
+        default=False, metadata={"help": "Use the embedded default: a stdpopsim OutOfAfrica_3G09 cohort."}
+    )
+    simulation_samples_per_population: int = 100
+    simulation_sequence_length: int = 2_000_000
+    simulation_genes: int = 10
+    simulation_seed: int = 1
+    window: int = field(default=1_000_000, metadata={"help": "Gene chunks: variants within this many bp of the TSS."})
+    max_variants: int = field(default=5000, metadata={"help": "Longest chunk (centred crop around the TSS)."})
+    min_af: float = field(default=0.03, metadata={"help": "Keep biallelic SNPs with min_af < AF < max_af."})
+    max_af: float = 0.97
+    missing: str = field(default="error", metadata={"help": "'error' rejects missing calls; 'N' encodes them."})
+    fold: int = field(default=0, metadata={"help": "Validation fold (individuals unique_samples[fold::n_folds])."})
+    n_folds: int = 5
+    mask_rate: float = 0.2
+    mask_frame: int = field(default=30, metadata={"help": "Sites this close to a chunk end are never masked."})
+    masking: str = field(default="uniform", metadata={"help": "'uniform' or 'maf_stratified'."})
+    eval_seed: int = field(default=2024, metadata={"help": "Seed of the fixed evaluation masks and phase."})
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    data_dir: str | None = field(
+        default=None, metadata={"help": "Where simulated data and dataset caches go (default: output_dir/data)."}
+    )
+
+
+class HaplotypeMLMRecipe(MaskedModelingRecipe):
+    model_type = "haplotype-dss"
+    data_arguments = HaplotypeDataArguments
+    label_names = ("labels", "gene_ids")
+
+    def prepare_data(self, data_args: HaplotypeDataArguments, training_args) -> PreparedData:
+        data_dir = data_args.data_dir or os.path.join(training_args.output_dir, "data")
+        cache_dir = os.path.join(data_dir, "cache")
+        if data_args.seed_dataset:
+            dataset = read_seed_layout(data_args.seed_dataset, split=data_args.seed_split)
+            card = ModelCardContext(dataset_name=f"lm-eQTL seed layout {os.path.basename(data_args.seed_dataset)}")
+        else:
+            vcf, genes = data_args.vcf_file, data_args.gene_table
+            if vcf is None:
+                if not data_args.simulate:
+                    raise ValueError("give --vcf_file, --seed_dataset, or --simulate for the embedded default cohort")
+                from ..data.simulate import simulate_cohort
+
+                cohort = simulate_cohort(
+                    os.path.join(data_dir, "simulated"),
+                    samples_per_population=data_args.simulation_samples_per_population,
+                    sequence_length=data_args.simulation_sequence_length,
+                    n_genes=data_args.simulation_genes,
+                    seed=data_args.simulation_seed,
+                )
+                vcf, genes = str(cohort.vcf), genes or str(cohort.genes)
+                card = ModelCardContext(
+                    dataset_name=(
+                        f"Simulated cohort (stdpopsim HomSap OutOfAfrica_3G09, msprime; "
+                        f"{3 * data_args.simulation_samples_per_population} individuals of YRI/CEU/CHB, "
+                        f"{data_args.simulation_sequence_length / 1e6:g} Mb, seed {data_args.simulation_seed})"
+                    ),
+                    dataset_type="stdpopsim-OutOfAfrica_3G09",
+                )
+            else:
+                card = ModelCardContext(dataset_name=f"Phased VCF {os.path.basename(vcf)}")
+            samples = _read_lines(data_args.samples_file) if data_args.samples_file else None
+            matrix = read_vcf(vcf, samples=samples, region=data_args.region)
+            matrix = select_common_snps(matrix, data_args.min_af, data_args.max_af)
+            if genes:
+                chunks = gene_chunks(matrix.variants, read_gene_table(genes), data_args.window, data_args.max_variants)
+            elif data_args.tile_size:
+                chunks = tiled_chunks(matrix.variants, min(data_args.tile_size, data_args.max_variants))
+            else:
+                raise ValueError("VCF input needs --gene_table (TSS-centred chunks) or --tile_size (tiled chunks)")
+            dataset = haplotype_dataset(matrix, chunks, missing=data_args.missing, cache_dir=cache_dir)
+        train, evaluation = split_by_individual(dataset, data_args.fold, data_args.n_folds)
+        if data_args.max_train_samples is not None:
+            train = train.select(range(min(data_args.max_train_samples, len(train))))
+        if data_args.max_eval_samples is not None:
+            evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
+        card.eval_split = f"fold {data_args.fold} of {data_args.n_folds} (held-out individuals)"
+        return PreparedData(train=train, eval=evaluation, card=card)
+
+    def default_tokenizer(self, data_args, prepared: PreparedData):
+        from tokenization import HaplotypeTokenizer
+
+        return HaplotypeTokenizer(model_max_length=data_args.max_variants)
+
+    def update_config(self, config, data_args, prepared: PreparedData, tokenizer) -> None:
+        config.gene_vocab = gene_vocabulary(prepared.train)
+        config.max_variants = data_args.max_variants
+
+    def collators(self, tokenizer, config, data_args, prepared: PreparedData, seed: int):
+        vocab = config.gene_vocab if config.num_genes else None
+        if vocab:
+            unknown = sorted(set(gene_vocabulary(prepared.eval)) - set(vocab)) if prepared.eval else []
+            if unknown:
+                raise GenomicInputError(None, f"evaluation chunks {unknown[:5]} are not in the model's gene_vocab")
+        common = {
+            "tokenizer": tokenizer,
+            "gene_vocab": vocab,
+            "mask_rate": data_args.mask_rate,
+            "frame": data_args.mask_frame,
+            "masking": data_args.masking,
+        }
+        train_collator = DataCollatorForHaplotypeMLM(**common, seed=seed)
+        longest = max((len(row) for row in prepared.eval["genotype"]), default=1) if prepared.eval else 1
+        # Fixed masks, phase and width in evaluation: every run scores the same sites, and (gene, position) is a site.
+        eval_collator = DataCollatorForHaplotypeMLM(
+            **common, seed=data_args.eval_seed, deterministic=True, padding="max_length", max_length=longest
+        )
+        return train_collator, eval_collator
+
+    def preprocess_logits_for_metrics(self, logits, labels):
+        return torch.softmax(logits.float(), dim=-1)
+
+    def compute_metrics(self, eval_prediction) -> dict[str, float]:
+        probabilities = np.asarray(eval_prediction.predictions)
+        labels, gene_ids = eval_prediction.label_ids
+        width = labels.shape[1]
+        site_ids = np.asarray(gene_ids)[:, None] * width + np.arange(width)[None, :]
+        return imputation_metrics(probabilities, np.asarray(labels), site_ids)
+
+
+def _read_lines(path: str) -> list[str]:
+    with open(path) as handle:
+        return [line.strip() for line in handle if line.strip()]
+
+
+__all__ = ["HaplotypeDataArguments", "HaplotypeMLMRecipe"]

@@ -1,0 +1,54 @@
+"""Registration of every architecture with transformers' Auto classes, for both ways a checkpoint is loaded:
+
+- with this package installed, `import genomic_models` registers the classes, so `AutoModel.from_pretrained(dir)`
+  builds them directly (registered classes take precedence over remote code);
+- without it, `save_pretrained` has written an `auto_map` and copied the configuration, modeling and tokenization
+  files beside the weights, so `trust_remote_code=True` loads the same code from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import transformers
+
+from .cards import CardSpec, register_card, write_model_card
+
+ARCHITECTURES: dict[str, dict] = {}
+
+
+def register_architecture(
+    config_class: type,
+    model_classes: dict[str, type],
+    tokenizer_class: type | None = None,
+    card: CardSpec | None = None,
+    processor_classes: dict[str, type] | None = None,
+) -> None:
+    """Register a config, its models (keyed by Auto class name), its tokenizer and its model card.
+
+    Args:
+        model_classes: e.g. {"AutoModel": XModel, "AutoModelForMaskedLM": XForMaskedLM}.
+        processor_classes: e.g. {"AutoFeatureExtractor": XFeatureExtractor} for architectures without a tokenizer.
+    """
+    model_type = config_class.model_type
+    transformers.AutoConfig.register(model_type, config_class, exist_ok=True)
+    config_class.register_for_auto_class()
+    for auto_name, model_class in model_classes.items():
+        getattr(transformers, auto_name).register(config_class, model_class, exist_ok=True)
+        model_class.register_for_auto_class(auto_name)
+        model_class.model_card_writer = write_model_card
+    if tokenizer_class is not None:
+        transformers.AutoTokenizer.register(config_class, tokenizer_class=tokenizer_class, exist_ok=True)
+        tokenizer_class.register_for_auto_class("AutoTokenizer")
+    for auto_name, processor_class in (processor_classes or {}).items():
+        getattr(transformers, auto_name).register(config_class, processor_class, exist_ok=True)
+        processor_class.register_for_auto_class(auto_name)
+    if card is not None:
+        register_card(model_type, card)
+    ARCHITECTURES[model_type] = {
+        "config": config_class,
+        "models": dict(model_classes),
+        "tokenizer": tokenizer_class,
+        "processors": dict(processor_classes or {}),
+    }
+
+
+__all__ = ["ARCHITECTURES", "register_architecture"]

@@ -1,0 +1,62 @@
+"""Trainer glue shared by every training script: a separate evaluation collator, and model cards with the run's own
+evaluation results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from transformers import Trainer
+
+from .cards import ModelCardContext, write_model_card
+
+
+class GenomicTrainer(Trainer):
+    """`transformers.Trainer` with two additions.
+
+    - `eval_data_collator`: evaluation batches often need other settings than training ones (fixed masks and phase,
+      fixed padding width), and Trainer has a single `data_collator`.
+    - `create_model_card` writes this project's card for the architecture (metadata, usage, model-index from the latest
+      evaluation) instead of Trainer's generic draft; `push_to_hub` therefore uploads the real card.
+    """
+
+    def __init__(self, *args, eval_data_collator: Callable | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.eval_data_collator = eval_data_collator
+
+    def _with_eval_collator(self, build: Callable, *args):
+        if self.eval_data_collator is None:
+            return build(*args)
+        training_collator, self.data_collator = self.data_collator, self.eval_data_collator
+        try:
+            return build(*args)
+        finally:
+            self.data_collator = training_collator
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        return self._with_eval_collator(super().get_eval_dataloader, eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        return self._with_eval_collator(super().get_test_dataloader, test_dataset)
+
+    def latest_eval_metrics(self) -> dict[str, float]:
+        """The most recent evaluation logged in this run (empty when there was none)."""
+        for entry in reversed(self.state.log_history):
+            if any(key.startswith("eval_") and key != "eval_runtime" for key in entry):
+                return {key: value for key, value in entry.items() if key.startswith("eval_")}
+        return {}
+
+    def create_model_card(self, **kwargs) -> None:
+        if not self.is_world_process_zero():
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        context = getattr(model, "card_context", None) or ModelCardContext()
+        metrics = self.latest_eval_metrics()
+        if metrics:
+            context = replace(context, eval_results={**context.eval_results, **metrics})
+        if kwargs.get("model_name") and not context.model_id:
+            context = replace(context, model_id=kwargs["model_name"])
+        write_model_card(model, self.args.output_dir, context)
+
+
+__all__ = ["GenomicTrainer"]
