@@ -3,6 +3,7 @@ evaluation results."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -16,6 +17,8 @@ class GenomicTrainer(Trainer):
 
     - `eval_data_collator`: evaluation batches often need other settings than training ones (fixed masks and phase,
       fixed padding width), and Trainer has a single `data_collator`.
+    - checkpoints hold `training_args.json` instead of Trainer's pickled `training_args.bin`, so nothing in a
+      published folder needs unpickling;
     - `create_model_card` writes this project's card for the architecture (metadata, usage, model-index from the latest
       evaluation) instead of Trainer's generic draft; `push_to_hub` therefore uploads the real card.
     """
@@ -38,6 +41,15 @@ class GenomicTrainer(Trainer):
 
     def get_test_dataloader(self, test_dataset):
         return self._with_eval_collator(super().get_test_dataloader, test_dataset)
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        super()._save(output_dir, state_dict=state_dict)
+        output_dir = output_dir or self.args.output_dir
+        pickled = os.path.join(output_dir, "training_args.bin")
+        if self.args.should_save and os.path.exists(pickled):
+            os.remove(pickled)
+            with open(os.path.join(output_dir, "training_args.json"), "w") as handle:
+                handle.write(self.args.to_json_string())
 
     def latest_eval_metrics(self) -> dict[str, float]:
         """The most recent evaluation logged in this run (empty when there was none)."""

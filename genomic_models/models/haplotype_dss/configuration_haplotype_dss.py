@@ -39,7 +39,8 @@ class HaplotypeDSSConfig(PreTrainedConfig):
         batch_norm_eps: Epsilon of the BatchNorms in the residual blocks.
         gene_vocab: Names of the chunks (genes or windows) the gene embedding knows, in embedding order.
         use_gene_embedding: Add a learned per-gene vector at every position (False is the original's `--agnostic`).
-        max_variants: Longest chunk the data pipeline builds (5000 in the original).
+        max_variants: Longest chunk (5000 in the original), and the length over which the DSS kernels are normalised:
+            the original padded every chunk to it, so fixing it keeps outputs independent of a batch's padding.
         mask_padding: Zero hidden states at padded positions after every block, so outputs do not depend on how much
             padding a batch has. The original did not; set False to reproduce it on padded inputs exactly.
     """

@@ -78,8 +78,8 @@ class HaplotypeDSSResidualBlock(nn.Module):
         self.norm2 = nn.BatchNorm1d(width, eps=config.batch_norm_eps)
 
     def forward(self, hidden_states: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
-        residual = self.norm2(self.conv2(F.relu(self.norm1(self.conv1(hidden_states)))))
-        return _apply_pad_mask(F.relu(residual + hidden_states), pad_mask)
+        inner = _apply_pad_mask(F.relu(self.norm1(self.conv1(hidden_states))), pad_mask)
+        return _apply_pad_mask(F.relu(self.norm2(self.conv2(inner)) + hidden_states), pad_mask)
 
 
 def hippo_skew_eigenvalues(state_size: int) -> torch.Tensor:
@@ -110,17 +110,25 @@ class HaplotypeDSSKernel(nn.Module):
         self.Lambda = nn.Parameter(torch.empty(config.state_size, 2))
         self.W = nn.Parameter(torch.empty(directions, config.hidden_size, config.state_size, 2))
 
-    def forward(self, length: int) -> torch.Tensor:
-        """Real convolution kernels of shape (directions, hidden_size, length), computed in float32."""
+    def forward(self, length: int, normalization_length: int | None = None) -> torch.Tensor:
+        """Real kernels at lags 0..length-1, shape (directions, hidden_size, length), computed in float32.
+
+        DSS_softmax divides each mode by its sum over `normalization_length` positions. The original always padded
+        chunks to 5000 sites, so its kernels were normalised over 5000; fixing this length (the config's
+        `max_variants`) keeps a chunk's outputs independent of how much padding its batch needed.
+        """
+        normalization_length = normalization_length or length
+        if length > normalization_length:
+            raise ValueError(f"kernel lags {length} exceed the normalisation length {normalization_length}")
         lambda_ = torch.view_as_complex(self.Lambda.float().contiguous())
         dt = self.log_dt.float().exp()
         dt_lambda = torch.complex(dt[:, :1] * lambda_.real, dt[:, 1:] * lambda_.imag)  # (H, N)
         positive = lambda_.real > 0
         # Keep exp() bounded for growing modes; the normalisation below is invariant to this shift.
-        shift = (dt_lambda * positive * (length - 1)).detach()
+        shift = (dt_lambda * positive * (normalization_length - 1)).detach()
         dt_lambda_neg = dt_lambda * (1 - 2 * positive.to(dt.dtype))
         numerator = dt_lambda_neg.exp() - 1
-        denominator = ((dt_lambda_neg * length).exp() - 1) * lambda_
+        denominator = ((dt_lambda_neg * normalization_length).exp() - 1) * lambda_
         # 1 / (sum over positions of the powers), with a bounded-norm reciprocal as in DSS.
         reciprocal = denominator.conj() / (denominator * denominator.conj() + self.epsilon)
         weights = torch.view_as_complex(self.W.float().contiguous()) * numerator * reciprocal  # (D, H, N)
@@ -152,6 +160,7 @@ class HaplotypeDSSMixer(nn.Module):
     def __init__(self, config: HaplotypeDSSConfig):
         super().__init__()
         self.bidirectional = config.bidirectional
+        self.max_variants = config.max_variants
         self.kernel = HaplotypeDSSKernel(config)
         self.D = nn.Parameter(torch.empty(1, config.hidden_size))
         self.dropout = nn.Dropout1d(config.hidden_dropout_prob)
@@ -159,7 +168,9 @@ class HaplotypeDSSMixer(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         length = hidden_states.shape[-1]
-        kernel = self.kernel(length)
+        if length > self.max_variants:
+            raise ValueError(f"sequence of {length} variants is longer than config.max_variants={self.max_variants}")
+        kernel = self.kernel(length, self.max_variants)
         if self.bidirectional:
             # Causal kernel on lags 0..L-1, the flipped anti-causal one on lags -L..-1 of a 2L circular convolution.
             kernel = F.pad(kernel[0], (0, length)) + F.pad(kernel[1].flip(-1), (length, 0))
