@@ -1,7 +1,7 @@
 """Readers, chunking and simulation shared by every architecture."""
 
 from .chunks import Chunk, gene_chunks, normalize_chrom, read_gene_table, tiled_chunks
-from .genotypes import GenotypeMatrix, read_vcf
+from .genotypes import GenotypeMatrix, read_plink, read_vcf
 from .haplotypes import (
     chunk_sites,
     gene_vocabulary,
@@ -21,6 +21,7 @@ __all__ = [
     "haplotype_dataset",
     "normalize_chrom",
     "read_gene_table",
+    "read_plink",
     "read_seed_layout",
     "read_vcf",
     "select_common_snps",

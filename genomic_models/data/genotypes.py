@@ -77,6 +77,12 @@ class GenotypeMatrix:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(total > 0, alternative / np.maximum(total, 1), np.nan)
 
+    def alt_allele_counts(self) -> np.ndarray:
+        """(variants, samples) int8 count of non-reference alleles per call, -1 where any allele is missing."""
+        counts = (self.alleles > 0).sum(axis=2).astype(np.int8)
+        counts[(self.alleles < 0).any(axis=2)] = -1
+        return counts
+
     def subset(self, variants: np.ndarray | Sequence[int] | None = None, samples: Sequence[str] | None = None):
         """A new matrix restricted to the given variant indices and/or sample ids (in the order given)."""
         variant_index = np.arange(len(self.variants)) if variants is None else np.asarray(variants)
@@ -236,4 +242,56 @@ def read_vcf(
     return GenotypeMatrix(sample_names, variants, alleles, phased, source=source, info=info)
 
 
-__all__ = ["GenotypeMatrix", "read_vcf", "VARIANT_COLUMNS"]
+def read_plink(path: str | os.PathLike, samples: Sequence[str] | None = None) -> GenotypeMatrix:
+    """Read a PLINK 1 .bed/.bim/.fam fileset (give the .bed or the prefix) with bed-reader.
+
+    PLINK stores unphased biallelic dosages: a call with k copies of allele 1 (A1, counted as the alternative) becomes
+    the unphased alleles [0]*(2-k) + [1]*k; REF is A2. Samples are named by IID (FID is kept in `info["fid"]`).
+    """
+    try:
+        from bed_reader import open_bed
+    except ImportError as error:  # pragma: no cover - the genomics extra is missing
+        raise ImportError("reading PLINK needs bed-reader: pip install 'genomic_models[genomics]'") from error
+    prefix = os.fspath(path)
+    prefix = prefix[:-4] if prefix.endswith(".bed") else prefix
+    for suffix in (".bed", ".bim", ".fam"):
+        if not os.path.exists(prefix + suffix):
+            raise GenomicInputError(prefix + suffix, "no such file (a PLINK fileset needs .bed, .bim and .fam)")
+    try:
+        bed = open_bed(prefix + ".bed", num_threads=1)
+        iids = [str(iid) for iid in bed.iid]
+        index = None
+        if samples is not None:
+            position = {iid: i for i, iid in enumerate(iids)}
+            absent = [sample for sample in samples if sample not in position]
+            if absent:
+                raise GenomicInputError(
+                    prefix + ".fam", f"{len(absent)} requested sample(s) are absent, e.g. {absent[:5]}"
+                )
+            index = np.s_[[position[sample] for sample in samples], :]
+        dosage = bed.read(index=index, dtype="int8", order="C")  # (samples, variants), -127 missing
+    except GenomicInputError:
+        raise
+    except (ValueError, OSError) as error:
+        raise GenomicInputError(prefix + ".bed", f"cannot read PLINK fileset ({error})") from None
+    variants = pd.DataFrame(
+        {
+            "chrom": bed.chromosome.astype(str),
+            "pos": bed.bp_position.astype(np.int64),
+            "id": bed.sid.astype(str),
+            "ref": bed.allele_2.astype(str),
+            "alt": bed.allele_1.astype(str),
+        }
+    )
+    counts = dosage.T
+    missing = counts < 0
+    alleles = np.stack([counts >= 2, counts >= 1], axis=2).astype(np.int16)
+    alleles[missing] = -1
+    names = list(samples) if samples is not None else iids
+    info = {"fid": [str(fid) for fid in bed.fid] if samples is None else None}
+    return GenotypeMatrix(
+        names, variants, alleles, np.zeros(counts.shape, dtype=bool), source=prefix + ".bed", info=info
+    )
+
+
+__all__ = ["GenotypeMatrix", "read_vcf", "read_plink", "VARIANT_COLUMNS"]
