@@ -1,7 +1,7 @@
 """Readers, chunking and simulation shared by every architecture."""
 
 from .chunks import Chunk, gene_chunks, normalize_chrom, read_gene_table, tiled_chunks
-from .genotypes import GenotypeMatrix, read_plink, read_vcf
+from .genotypes import GenotypeMatrix, read_plink, read_vcf, write_vcf
 from .haplotypes import (
     chunk_sites,
     gene_vocabulary,
@@ -28,4 +28,5 @@ __all__ = [
     "split_by_individual",
     "tiled_chunks",
     "write_seed_layout",
+    "write_vcf",
 ]
