@@ -127,6 +127,7 @@ def test_model_card_metadata_is_valid(checkpoint):
     assert data.library_name == "transformers" and data.pipeline_tag == "fill-mask"
     assert {"genomics", "haplotype-dss", "custom_code"} <= set(data.tags)
     assert set(data.metrics) >= {"accuracy", "iqs"}
+    assert data.datasets == ["stdpopsim-OutOfAfrica_3G09"]
     results = {result.metric_name: result.metric_value for result in data.eval_results}
     assert results == {"Masked accuracy": 0.91, "IQS per SNP (Lin et al. 2010)": 0.73}
     assert {result.dataset_type for result in data.eval_results} == {"stdpopsim-OutOfAfrica_3G09"}
