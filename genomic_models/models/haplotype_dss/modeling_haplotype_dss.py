@@ -180,7 +180,7 @@ class HaplotypeDSSMixer(nn.Module):
         with torch.autocast(device_type=hidden_states.device.type, enabled=False):
             signal = hidden_states.float()
             spectrum = torch.fft.rfft(signal, n=fft_size) * torch.fft.rfft(kernel, n=fft_size)
-            mixed = torch.fft.irfft(spectrum, n=fft_size)[..., :length] + signal * self.D.float().T
+            mixed = torch.fft.irfft(spectrum, n=fft_size)[..., :length] + signal * self.D.float().reshape(-1, 1)
         mixed = self.dropout(F.gelu(mixed.to(hidden_states.dtype)))
         return F.glu(self.output_linear(mixed), dim=1)
 
