@@ -108,8 +108,10 @@ def main(argv: list[str] | None = None) -> None:
     model = convert_checkpoint(args.checkpoint, genes)
     model.save_pretrained(args.output_dir)
     HaplotypeTokenizer(model_max_length=model.config.max_variants).save_pretrained(args.output_dir)
-    print(f"wrote {args.output_dir}: {model.config.num_hidden_layers} layers, width {model.config.hidden_size}, "
-          f"{model.config.num_genes} genes")
+    print(
+        f"wrote {args.output_dir}: {model.config.num_hidden_layers} layers, width {model.config.hidden_size}, "
+        f"{model.config.num_genes} genes"
+    )
 
 
 if __name__ == "__main__":
