@@ -9,6 +9,7 @@ from .cards import CardSpec, ModelCardContext, build_model_card, write_model_car
 from .errors import GenomicInputError
 from .models.haplotype_dss import (
     HaplotypeDSSConfig,
+    HaplotypeDSSForExpressionRegression,
     HaplotypeDSSForMaskedLM,
     HaplotypeDSSModel,
     HaplotypeDSSPreTrainedModel,
@@ -19,7 +20,13 @@ __version__ = "0.1.0"
 
 register_architecture(
     HaplotypeDSSConfig,
-    {"AutoModel": HaplotypeDSSModel, "AutoModelForMaskedLM": HaplotypeDSSForMaskedLM},
+    {
+        "AutoModel": HaplotypeDSSModel,
+        "AutoModelForMaskedLM": HaplotypeDSSForMaskedLM,
+        # Regression on the sequence (a person's two haplotypes of a gene) is transformers' sequence-classification
+        # task with problem_type="regression".
+        "AutoModelForSequenceClassification": HaplotypeDSSForExpressionRegression,
+    },
     tokenizer_class=HaplotypeTokenizer,
     card=CardSpec(
         template="haplotype-dss.md",
@@ -33,6 +40,22 @@ register_architecture(
             "iqs_pooled": ("iqs", "IQS pooled over masked sites"),
             "recall_R": ("recall", "Recall of reference alleles"),
             "recall_A": ("recall", "Recall of alternative alleles"),
+            "genotype_accuracy": ("accuracy", "Genotype (0/1/2) accuracy"),
+            "genotype_iqs_per_snp": ("iqs", "Genotype IQS per SNP (3x3, Lin et al. 2010)"),
+        },
+        variants={
+            "HaplotypeDSSForExpressionRegression": CardSpec(
+                template="haplotype-dss.md",
+                task_type="text-classification",
+                task_name="Gene expression regression",
+                pipeline_tag=None,
+                tags=("haplotype", "gene-expression", "eqtl", "state-space-model", "lm-eqtl"),
+                metrics={
+                    "r2": ("r_squared", "R² of held-out individuals (mean over genes)"),
+                    "pearson_r": ("pearsonr", "Pearson r (mean over genes)"),
+                    "mse": ("mse", "Mean squared error (standardised expression)"),
+                },
+            )
         },
     ),
 )
@@ -42,6 +65,7 @@ __all__ = [
     "CardSpec",
     "GenomicInputError",
     "HaplotypeDSSConfig",
+    "HaplotypeDSSForExpressionRegression",
     "HaplotypeDSSForMaskedLM",
     "HaplotypeDSSModel",
     "HaplotypeDSSPreTrainedModel",

@@ -73,6 +73,7 @@ def test_checkpoint_holds_safetensors_auto_map_and_sources(checkpoint):
         "AutoConfig": "configuration_haplotype_dss.HaplotypeDSSConfig",
         "AutoModel": "modeling_haplotype_dss.HaplotypeDSSModel",
         "AutoModelForMaskedLM": "modeling_haplotype_dss.HaplotypeDSSForMaskedLM",
+        "AutoModelForSequenceClassification": "modeling_haplotype_dss.HaplotypeDSSForExpressionRegression",
     }
     tokenizer_config = json.loads((path / "tokenizer_config.json").read_text())
     assert tokenizer_config["auto_map"]["AutoTokenizer"][0] == "tokenization_haplotype.HaplotypeTokenizer"

@@ -5,6 +5,8 @@
 
 from pathlib import Path
 
+from .expression import expression_metrics
+from .genotype import genotype_metrics, genotype_probabilities, paired_genotype_labels
 from .imputation import imputation_metrics, masked_accuracy, per_class_recall, per_snp_iqs, pooled_iqs
 
 
@@ -18,8 +20,12 @@ def evaluate_module_path(name: str) -> str:
 
 __all__ = [
     "evaluate_module_path",
+    "expression_metrics",
+    "genotype_metrics",
+    "genotype_probabilities",
     "imputation_metrics",
     "masked_accuracy",
+    "paired_genotype_labels",
     "per_class_recall",
     "per_snp_iqs",
     "pooled_iqs",
