@@ -93,10 +93,10 @@ class ExpressionData:
         return [sample for sample in self.targets.index if selected.get(sample, False)]
 
 
-def load_expression_data(args: ExpressionDataArguments, cache_dir: str | None = None) -> ExpressionData:
-    """Read genotypes, chunk them, read expression and line both up (see `expression_targets` for the checks)."""
-    if not args.expression_file:
-        raise ValueError("give --expression_file (GEUVADIS GD660.GeneQuantRPKM layout)")
+def load_genotype_chunks(
+    args: ExpressionDataArguments, cache_dir: str | None = None
+) -> tuple[datasets.Dataset, pd.DataFrame, GenotypeMatrix | None, ModelCardContext]:
+    """(chunk rows, their per-variant sites, the genotype matrix or None for the seed layout, a card context)."""
     matrix = None
     if args.seed_dataset:
         dataset = read_seed_layout(args.seed_dataset, split=args.seed_split)
@@ -127,6 +127,14 @@ def load_expression_data(args: ExpressionDataArguments, cache_dir: str | None = 
         card = ModelCardContext(dataset_name=f"Phased VCF {os.path.basename(args.vcf_file)}")
     else:
         raise ValueError("give --vcf_file (with --gene_table or --eqtl_table) or --seed_dataset")
+    return dataset, sites, matrix, card
+
+
+def load_expression_data(args: ExpressionDataArguments, cache_dir: str | None = None) -> ExpressionData:
+    """Read genotypes, chunk them, read expression and line both up (see `expression_targets` for the checks)."""
+    if not args.expression_file:
+        raise ValueError("give --expression_file (GEUVADIS GD660.GeneQuantRPKM layout)")
+    dataset, sites, matrix, card = load_genotype_chunks(args, cache_dir)
     expression = normalize_expression(
         read_geuvadis_expression(args.expression_file, args.gene_column, args.replicates), args.expression_transform
     )
@@ -146,4 +154,4 @@ def _read_lines(path: str) -> list[str]:
         return [line.strip() for line in handle if line.strip()]
 
 
-__all__ = ["ExpressionData", "ExpressionDataArguments", "load_expression_data"]
+__all__ = ["ExpressionData", "ExpressionDataArguments", "load_expression_data", "load_genotype_chunks"]

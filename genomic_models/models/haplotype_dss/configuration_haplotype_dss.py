@@ -46,7 +46,8 @@ class HaplotypeDSSConfig(PreTrainedConfig):
         haplotype_combination: How [`HaplotypeDSSForExpressionRegression`] combines the two haplotypes of a person:
             `"sum"` (additive, like an allele dosage), `"mean"` or `"concat"` (haplotype 0 then 1).
         expression_pooling: Summary of a haplotype over its variants for the expression head: `"mean"` (the
-            embedding the lm-eQTL project fed to its regressions) or `"attention"` (a learned per-gene query).
+            embedding the lm-eQTL project fed to its regressions), `"attention"` (a learned per-gene query) or
+            `"position"` (a learned weight per gene and variant position, so each SNP can have its own effect).
         expression_readout: `"per_gene"` (one linear readout per gene of `gene_vocab`) or `"shared"` by all genes.
             A gene-agnostic model always uses one shared readout.
         classifier_dropout: Dropout on the combined features before the expression readout.
@@ -118,7 +119,7 @@ class HaplotypeDSSConfig(PreTrainedConfig):
             problems.append(f"num_allele_classes={self.num_allele_classes} exceeds vocab_size={self.vocab_size}")
         choices = {
             "haplotype_combination": ("sum", "mean", "concat"),
-            "expression_pooling": ("mean", "attention"),
+            "expression_pooling": ("mean", "attention", "position"),
             "expression_readout": ("per_gene", "shared"),
         }
         for name, allowed in choices.items():

@@ -223,19 +223,21 @@ class HaplotypeDSSEncoder(nn.Module):
 
 
 class HaplotypeDSSExpressionPooler(nn.Module):
-    """One vector per haplotype: the mean over its variants, or attention pooling with a learned query per gene.
+    """One vector per haplotype from its per-variant hidden states.
 
-    The attention query starts at zero, so an untrained attention pooler is exactly the mean.
+    - "mean": the mean over variants (the embedding lm-eQTL regressed expression on).
+    - "attention": softmax attention with a learned query per gene; the query starts at zero, so an untrained
+      attention pooler is exactly the mean.
+    - "position": a learned weight per gene and variant position (index in the chunk, padding on the right), so the
+      head can give each SNP its own effect, which a mean averages away. It starts at zero.
     """
 
     def __init__(self, config: HaplotypeDSSConfig):
         super().__init__()
         self.mode = config.expression_pooling
-        self.query = (
-            nn.Parameter(torch.empty(max(config.num_genes, 1), config.hidden_size))
-            if self.mode == "attention"
-            else None
-        )
+        rows = max(config.num_genes, 1)
+        self.query = nn.Parameter(torch.empty(rows, config.hidden_size)) if self.mode == "attention" else None
+        self.position_weight = nn.Parameter(torch.empty(rows, config.max_variants)) if self.mode == "position" else None
 
     def forward(
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, gene_ids: torch.Tensor | None
@@ -244,9 +246,13 @@ class HaplotypeDSSExpressionPooler(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones(hidden_states.shape[:2], device=hidden_states.device)
         mask = attention_mask.to(hidden_states.dtype)
-        if self.query is None:
+        if self.mode == "mean":
             return (hidden_states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        rows = gene_ids if gene_ids is not None and self.query.shape[0] > 1 else torch.zeros_like(mask[:, 0]).long()
+        table = self.query if self.query is not None else self.position_weight
+        rows = gene_ids if gene_ids is not None and table.shape[0] > 1 else torch.zeros_like(mask[:, 0]).long()
+        if self.position_weight is not None:
+            weights = self.position_weight[rows][:, : hidden_states.shape[1]] * mask
+            return torch.einsum("nl,nlh->nh", weights, hidden_states)
         scores = torch.einsum("nlh,nh->nl", hidden_states, self.query[rows]) / math.sqrt(hidden_states.shape[-1])
         weights = torch.softmax(scores.float().masked_fill(mask == 0, float("-inf")), dim=-1).to(hidden_states.dtype)
         return torch.einsum("nl,nlh->nh", weights, hidden_states)
@@ -327,8 +333,10 @@ class HaplotypeDSSPreTrainedModel(PreTrainedModel):
             init.normal_(module.W)
         elif isinstance(module, HaplotypeDSSMixer):
             init.normal_(module.D)
-        elif isinstance(module, HaplotypeDSSExpressionPooler) and module.query is not None:
-            init.zeros_(module.query)
+        elif isinstance(module, HaplotypeDSSExpressionPooler):
+            for parameter in (module.query, module.position_weight):
+                if parameter is not None:
+                    init.zeros_(parameter)
         elif isinstance(module, HaplotypeDSSExpressionReadout):
             bound = 1 / math.sqrt(module.weight.shape[-1])
             init.uniform_(module.weight, -bound, bound)
