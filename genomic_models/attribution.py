@@ -108,7 +108,9 @@ def in_silico_mutagenesis(
         delta = predict(mutants.reshape(-1, copies, length)).reshape(n, copies, len(chosen)) - base[:, None, None]
         original = pairs[:, :, chosen]
         sign = np.where(original == REFERENCE, 1.0, np.where(original == ALTERNATIVE, -1.0, np.nan))
-        effects[:, chosen] = np.nanmean(delta * sign, axis=1) if copies > 1 else (delta * sign)[:, 0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # both alleles missing: the effect is NaN, as documented
+            effects[:, chosen] = np.nanmean(delta * sign, axis=1)
     return effects
 
 
@@ -231,23 +233,31 @@ def precision_at_k(
 ) -> float:
     """Share of the top-k ranked SNPs that are causal (k defaults to the number of causal SNPs).
 
-    With an `ld` matrix (`ld_r2`), a top SNP also counts when its r² with a causal SNP is at least `ld_threshold`,
-    but each causal SNP can be found only once (so proxies of one signal are not counted twice).
+    With an `ld` matrix (`ld_r2`), a top SNP also counts when its r² with a causal SNP is at least `ld_threshold`;
+    hits are a maximum matching between top SNPs and causal SNPs, so one causal signal is never counted twice
+    through several of its proxies.
     """
     causal = [int(index) for index in causal]
     k = len(causal) if k is None else k
     if k < 1 or not causal:
         raise ValueError("precision@k needs k >= 1 and at least one causal SNP")
-    found, hits = set(), 0
-    for index in list(ranked_seq_idx)[:k]:
-        matches = [
-            snp
-            for snp in causal
-            if snp not in found and (snp == index or (ld is not None and ld[index, snp] >= ld_threshold))
-        ]
-        if matches:
-            found.add(index if index in matches else matches[0])
-            hits += 1
+    top = [int(index) for index in list(ranked_seq_idx)[:k]]
+    edges = {
+        index: [snp for snp in causal if snp == index or (ld is not None and ld[index, snp] >= ld_threshold)]
+        for index in top
+    }
+    owner: dict[int, int] = {}  # causal SNP -> the top SNP matched to it
+
+    def augment(index: int, visited: set) -> bool:
+        for snp in edges[index]:
+            if snp not in visited:
+                visited.add(snp)
+                if snp not in owner or augment(owner[snp], visited):
+                    owner[snp] = index
+                    return True
+        return False
+
+    hits = sum(augment(index, set()) for index in top)
     return hits / k
 
 

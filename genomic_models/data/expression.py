@@ -190,7 +190,7 @@ def read_eqtl_table(path: str | os.PathLike) -> pd.DataFrame:
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise GenomicInputError(
                 source,
-                f"{column} {table[column].iloc[row]!r} is not a number in [{low:g}, {high:g}]",
+                f"{column} {str(table[column].iloc[row])!r} is not a number in [{low:g}, {high:g}]",
                 record=f"{table['SNP_ID'].iloc[row]} / {table['GENE_ID'].iloc[row]} (line {row + 2})",
             )
         table[column] = values

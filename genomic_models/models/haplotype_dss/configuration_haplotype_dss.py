@@ -45,9 +45,10 @@ class HaplotypeDSSConfig(PreTrainedConfig):
             padding a batch has. The original did not; set False to reproduce it on padded inputs exactly.
         haplotype_combination: How [`HaplotypeDSSForExpressionRegression`] combines the two haplotypes of a person:
             `"sum"` (additive, like an allele dosage), `"mean"` or `"concat"` (haplotype 0 then 1).
-        expression_pooling: Summary of a haplotype over its variants for the expression head: `"mean"` (the
-            embedding the lm-eQTL project fed to its regressions), `"attention"` (a learned per-gene query) or
-            `"position"` (a learned weight per gene and variant position, so each SNP can have its own effect).
+        expression_pooling: Summary of a haplotype over its variants for the expression head: `"position"` (a learned
+            weight per gene and variant position, so each SNP can have its own effect; the default, because a mean
+            averages SNP-specific effects away), `"mean"` (the embedding the lm-eQTL project fed to its
+            regressions) or `"attention"` (a learned query per gene).
         expression_readout: `"per_gene"` (one linear readout per gene of `gene_vocab`) or `"shared"` by all genes.
             A gene-agnostic model always uses one shared readout.
         classifier_dropout: Dropout on the combined features before the expression readout.
@@ -94,7 +95,7 @@ class HaplotypeDSSConfig(PreTrainedConfig):
     max_variants: int = 5000
     mask_padding: bool = True
     haplotype_combination: str = "sum"
-    expression_pooling: str = "mean"
+    expression_pooling: str = "position"
     expression_readout: str = "per_gene"
     classifier_dropout: float = 0.0
     expression_scaling: dict[str, list[float]] = field(default_factory=dict)
