@@ -286,7 +286,7 @@ def plot_attribution(
         if "causal" in table and table["causal"].any():
             causal = table[table["causal"]]
             axis.scatter(causal["pos"] / 1e6, causal["relevance"], s=36, color="tab:red", zorder=3, label="causal SNP")
-            axis.legend(loc="upper right", fontsize=7, frameon=False)
+            axis.legend(loc="best", fontsize=7, frameon=False)
         top = tables[gene].head(label_top)
         for _, row in top.iterrows():
             label = row["id"] if "id" in row and str(row["id"]) not in (".", "", "nan") else f"{row['pos']}"
