@@ -23,6 +23,7 @@ from genomic_models.attribution import (
 )
 from genomic_models.errors import GenomicInputError
 from genomic_models.expression_cli import attribute_main, embed_main, predict_main, simulate_expression_main
+from training_scripts.run_expression import main as run_expression
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -140,3 +141,10 @@ def test_expression_command_line_tools(chr20_expression, tiny_haplotype_checkpoi
     assert len(ranking) == 3 * 64 and ranking.groupby("gene")["causal"].sum().tolist() == [2, 2, 2]
     assert set(attribution["precision"]) == {"SIMG0001", "SIMG0002", "SIMG0003"}
     assert 0 <= attribution["mean_precision_at_k"] <= 1 and Path(attribution["plot"]).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("entry", [simulate_expression_main, embed_main, predict_main, attribute_main, run_expression])
+def test_command_line_help(entry, capsys):
+    with pytest.raises(SystemExit) as exited:
+        entry(["--help"])
+    assert exited.value.code == 0 and "usage:" in capsys.readouterr().out
