@@ -259,10 +259,10 @@ def main(argv=None):
         centred = x - x.mean(0)
         with np.errstate(invalid="ignore", divide="ignore"):
             r = (centred * (y - y.mean())[:, None]).sum(0) / np.sqrt((centred**2).sum(0) * ((y - y.mean()) ** 2).sum())
-        rankings["marginal association |r| (eQTL scan)"] = (np.abs(np.nan_to_num(r)), np.nan_to_num(r))
+        rankings["marginal association, abs(r) (eQTL scan)"] = (np.abs(np.nan_to_num(r)), np.nan_to_num(r))
         ridge = make_estimator("ridge").fit(x, y)
         coefficients = ridge[-1].coef_ / np.where(ridge[0].scale_ > 0, ridge[0].scale_, 1)
-        rankings["dosage ridge |coefficient|"] = (np.abs(coefficients), coefficients)
+        rankings["dosage ridge, abs(coefficient)"] = (np.abs(coefficients), coefficients)
         for name, (relevance, effect) in rankings.items():
             table = rank_snps(gene, relevance, sites, effect, gene_causal, method=name)
             attribution_rows.append(
