@@ -68,7 +68,8 @@ class ExpressionDataArguments:
     fold: int = field(default=0, metadata={"help": "Held-out fold of individuals."})
     n_folds: int = 5
     fold_shuffle_seed: int | None = field(
-        default=None, metadata={"help": "Shuffle individuals before assigning folds (default: person i goes to fold i mod n_folds)."}
+        default=None,
+        metadata={"help": "Shuffle individuals before assigning folds (default: person i goes to fold i mod n_folds)."},
     )
     data_dir: str | None = field(default=None, metadata={"help": "Where dataset caches go."})
 
