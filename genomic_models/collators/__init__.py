@@ -9,11 +9,14 @@ from .haplotype import (
     original_mask_counts,
     stable_row_seed,
 )
+from .single_cell import DataCollatorForPolygeneMLM, collate_cells
 
 __all__ = [
     "DataCollatorForExpressionRegression",
     "DataCollatorForGenotypeMLM",
     "DataCollatorForHaplotypeMLM",
+    "DataCollatorForPolygeneMLM",
+    "collate_cells",
     "MAF_BIN_EDGES",
     "maf_bins",
     "original_mask_counts",

@@ -8,6 +8,12 @@ from pathlib import Path
 from .expression import expression_metrics
 from .genotype import genotype_metrics, genotype_probabilities, paired_genotype_labels
 from .imputation import imputation_metrics, masked_accuracy, per_class_recall, per_snp_iqs, pooled_iqs
+from .single_cell import (
+    bin_confusion_matrix,
+    classification_metrics,
+    constrained_predictions,
+    masked_expression_metrics,
+)
 
 
 def evaluate_module_path(name: str) -> str:
@@ -19,10 +25,14 @@ def evaluate_module_path(name: str) -> str:
 
 
 __all__ = [
+    "bin_confusion_matrix",
+    "classification_metrics",
+    "constrained_predictions",
     "evaluate_module_path",
     "expression_metrics",
     "genotype_metrics",
     "genotype_probabilities",
+    "masked_expression_metrics",
     "imputation_metrics",
     "masked_accuracy",
     "paired_genotype_labels",
