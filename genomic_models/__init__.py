@@ -3,7 +3,7 @@
 Importing the package registers every architecture's config, models and tokenizer with the Auto classes.
 """
 
-from tokenization import HaplotypeTokenizer
+from tokenization import GeneBinTokenizer, HaplotypeTokenizer
 
 from .cards import CardSpec, ModelCardContext, build_model_card, write_model_card
 from .errors import GenomicInputError
@@ -13,6 +13,13 @@ from .models.haplotype_dss import (
     HaplotypeDSSForMaskedLM,
     HaplotypeDSSModel,
     HaplotypeDSSPreTrainedModel,
+)
+from .models.polygene import (
+    PolygeneConfig,
+    PolygeneForMaskedLM,
+    PolygeneForSequenceClassification,
+    PolygeneModel,
+    PolygenePreTrainedModel,
 )
 from .registry import ARCHITECTURES, register_architecture
 
@@ -60,9 +67,40 @@ register_architecture(
     ),
 )
 
+register_architecture(
+    PolygeneConfig,
+    {
+        "AutoModel": PolygeneModel,
+        "AutoModelForMaskedLM": PolygeneForMaskedLM,
+        "AutoModelForSequenceClassification": PolygeneForSequenceClassification,
+    },
+    tokenizer_class=GeneBinTokenizer,
+    card=CardSpec(
+        template="polygene.md",
+        task_type="fill-mask",
+        task_name="Masked expression modelling",
+        pipeline_tag="fill-mask",
+        tags=("single-cell", "scRNA-seq", "gene-expression", "anndata", "polygene"),
+        metrics={
+            "masked_accuracy": ("accuracy", "Masked accuracy (genes and phenotypes)"),
+            "gene_accuracy": ("accuracy", "Masked gene bin accuracy"),
+            "gene_precision_macro": ("precision", "Masked gene bin precision (macro)"),
+            "gene_recall_macro": ("recall", "Masked gene bin recall (macro)"),
+            "expressed_gene_accuracy": ("accuracy", "Masked expressed-gene bin accuracy"),
+            "expressed_gene_precision_macro": ("precision", "Masked expressed-gene bin precision (macro)"),
+            "expressed_gene_recall_macro": ("recall", "Masked expressed-gene bin recall (macro)"),
+            "phenotype_accuracy": ("accuracy", "Masked phenotype token accuracy"),
+            "accuracy": ("accuracy", "Phenotype classification accuracy"),
+            "f1_macro": ("f1", "Phenotype classification macro F1"),
+            "f1_weighted": ("f1", "Phenotype classification weighted F1"),
+        },
+    ),
+)
+
 __all__ = [
     "ARCHITECTURES",
     "CardSpec",
+    "GeneBinTokenizer",
     "GenomicInputError",
     "HaplotypeDSSConfig",
     "HaplotypeDSSForExpressionRegression",
@@ -71,6 +109,11 @@ __all__ = [
     "HaplotypeDSSPreTrainedModel",
     "HaplotypeTokenizer",
     "ModelCardContext",
+    "PolygeneConfig",
+    "PolygeneForMaskedLM",
+    "PolygeneForSequenceClassification",
+    "PolygeneModel",
+    "PolygenePreTrainedModel",
     "build_model_card",
     "register_architecture",
     "write_model_card",

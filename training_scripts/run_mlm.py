@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None):
         )
     else:
         tokenizer = recipe.default_tokenizer(data_args, prepared)
+    with training_args.main_process_first(desc="tokenizing the data"):
+        recipe.attach_tokenizer(prepared, tokenizer, data_args, training_args)
 
     if model_args.model_name_or_path:
         model = AutoModelForMaskedLM.from_pretrained(

@@ -9,8 +9,12 @@ from __future__ import annotations
 from .base import MaskedModelingRecipe
 from .expression import ExpressionData, ExpressionDataArguments, load_expression_data, load_genotype_chunks
 from .haplotype import HaplotypeDataArguments, HaplotypeMLMRecipe
+from .polygene import PolygeneDataArguments, PolygeneMLMRecipe
 
-MLM_RECIPES: dict[str, type[MaskedModelingRecipe]] = {HaplotypeMLMRecipe.model_type: HaplotypeMLMRecipe}
+MLM_RECIPES: dict[str, type[MaskedModelingRecipe]] = {
+    HaplotypeMLMRecipe.model_type: HaplotypeMLMRecipe,
+    PolygeneMLMRecipe.model_type: PolygeneMLMRecipe,
+}
 
 
 def get_mlm_recipe(model_type: str) -> MaskedModelingRecipe:
@@ -29,4 +33,6 @@ __all__ = [
     "get_mlm_recipe",
     "load_expression_data",
     "load_genotype_chunks",
+    "PolygeneDataArguments",
+    "PolygeneMLMRecipe",
 ]

@@ -6,16 +6,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import datasets
+import torch
 
 from ..cards import ModelCardContext
 
 
 @dataclass
 class PreparedData:
-    """Datasets of one run and how to describe them on the model card."""
+    """Datasets of one run and how to describe them on the model card.
 
-    train: datasets.Dataset | None
-    eval: datasets.Dataset | None
+    The datasets are `datasets.Dataset`s or torch datasets (map-style or iterable); a recipe whose rows depend on the
+    tokenizer leaves them None in `prepare_data` and builds them in `attach_tokenizer`.
+    """
+
+    train: datasets.Dataset | torch.utils.data.Dataset | None
+    eval: datasets.Dataset | torch.utils.data.Dataset | None
     card: ModelCardContext
 
 
@@ -32,6 +37,9 @@ class MaskedModelingRecipe:
 
     def default_tokenizer(self, data_args, prepared: PreparedData):
         raise NotImplementedError
+
+    def attach_tokenizer(self, prepared: PreparedData, tokenizer, data_args, training_args) -> None:
+        """Build the datasets that need the run's tokenizer (called once it is known); most recipes need nothing."""
 
     def update_config(self, config, data_args, prepared: PreparedData, tokenizer) -> None:
         """Set the data-dependent config fields (vocabularies, lengths) of a model trained from scratch."""
