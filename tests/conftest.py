@@ -142,3 +142,45 @@ def torch_single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def pbmc68k_path() -> Path:
+    """scanpy's bundled pbmc68k_reduced.h5ad (real PBMCs, legacy h5ad layout): part of the singlecell extra."""
+    from genomic_models.data.h5ad import pbmc68k_reduced_path
+
+    try:
+        path = pbmc68k_reduced_path()
+    except (ImportError, FileNotFoundError) as error:
+        pytest.fail(f"{error}: install the singlecell extra (bash .ci/setup does)")
+    return require_file(path, "scanpy (pip)")
+
+
+@pytest.fixture(scope="session")
+def pbmc_shards(tmp_path_factory, pbmc68k_path) -> list[Path]:
+    """pbmc68k_reduced's log-normalised .raw written as three modern h5ad shards with X stored dense, CSR and CSC.
+
+    obs keeps bulk_labels (cell types), phase and louvain; var keeps the highly_variable flags.
+    """
+    import warnings
+
+    import anndata
+    import numpy as np
+    import scipy.sparse as sp
+
+    with warnings.catch_warnings():  # the bundled file has a legacy layout
+        warnings.simplefilter("ignore")
+        full = anndata.read_h5ad(pbmc68k_path)
+    cells = full.raw.to_adata()
+    cells.var["highly_variable"] = full.var["highly_variable"].to_numpy()
+    cells.obs = full.obs[["bulk_labels", "phase", "louvain"]].copy()
+    directory = tmp_path_factory.mktemp("pbmc_shards")
+    paths = []
+    for index, (rows, storage) in enumerate(zip(np.array_split(np.arange(cells.n_obs), 3), ("dense", "csr", "csc"))):
+        shard = cells[rows].copy()
+        matrix = sp.csr_matrix(shard.X)
+        shard.X = matrix.toarray() if storage == "dense" else matrix if storage == "csr" else sp.csc_matrix(matrix)
+        path = directory / f"pbmc_{index}.h5ad"
+        shard.write_h5ad(path)
+        paths.append(path)
+    return paths

@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,11 +176,17 @@ class H5adShard:
 
         self.path = str(path)
         self.expression = expression
-        try:
-            self.adata = anndata.read_h5ad(self.path, backed="r")
-        except Exception as error:  # h5py/anndata raise many types for a file that is not an h5ad
-            message = f"cannot be read as an h5ad file ({type(error).__name__}: {error})"
-            raise GenomicInputError(self.path, message) from error
+        with warnings.catch_warnings():  # legacy layouts (scanpy's bundled data) warn on every read
+            warnings.filterwarnings("ignore", category=FutureWarning, module="anndata")
+            warnings.filterwarnings("ignore", message=".*(encoding metadata|very old version).*")
+            try:
+                self.adata = anndata.read_h5ad(self.path, backed="r")
+            except Exception as backed_error:  # h5py/anndata raise many types for a file that is not an h5ad
+                try:  # backed mode needs an X; a file without one is read whole to report what it has
+                    self.adata = anndata.read_h5ad(self.path)
+                except Exception:
+                    message = f"cannot be read as an h5ad file ({type(backed_error).__name__}: {backed_error})"
+                    raise GenomicInputError(self.path, message) from backed_error
         self.matrix, var = self._source(expression)
         if gene_column is None:
             names = var.index
@@ -199,7 +206,7 @@ class H5adShard:
         adata = self.adata
         available = self.available_sources()
         if expression == "X":
-            matrix, var = adata.X, adata.var
+            matrix, var = _matrix_x(adata), adata.var
         elif expression == "raw":
             matrix, var = (adata.raw.X, adata.raw.var) if adata.raw is not None else (None, None)
         elif expression.startswith("layers/"):
@@ -222,7 +229,7 @@ class H5adShard:
 
     def available_sources(self) -> list[str]:
         adata = self.adata
-        sources = ["X"] if adata.X is not None else []
+        sources = ["X"] if _matrix_x(adata) is not None else []
         if adata.raw is not None:
             sources.append("raw")
         sources.extend(f"layers/{name}" for name in adata.layers)
@@ -271,6 +278,14 @@ class H5adShard:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _matrix_x(adata):
+    """adata.X, or None when the file has none (a backed AnnData raises KeyError then)."""
+    try:
+        return adata.X
+    except KeyError:
+        return None
 
 
 def log_normalize(block, target_sum: float = 1e4):
