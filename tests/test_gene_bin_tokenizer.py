@@ -73,6 +73,9 @@ def test_dense_sparse_reordered_and_anndata_inputs_agree(tokenizer):
         sp.csr_matrix(extra), genes=[*GENES[::-1], "OTHER"], phenotypes={"cell_type": labels}, return_tensors="np"
     )["input_ids"]
     np.testing.assert_array_equal(sparse, reference)
+    compact = tokenizer.encode_cells(sp.csr_matrix(expression), phenotypes={"cell_type": labels}, compact=True)
+    assert compact["input_ids"].dtype == np.int32 and compact["attention_mask"].dtype == np.int8
+    np.testing.assert_array_equal(compact["input_ids"], reference)
     adata = anndata.AnnData(X=sp.csc_matrix(extra))
     adata.var_names = [*GENES[::-1], "OTHER"]
     adata.obs["cell_type"] = labels

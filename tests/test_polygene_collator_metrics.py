@@ -142,3 +142,19 @@ def test_classification_metrics_match_scikit_learn():
     assert metrics["f1_weighted"] == pytest.approx(f1_score(truth[7:], predicted[7:], average="weighted"))
     batch = collate_cells([{"input_ids": [3, 5], "attention_mask": [1, 1], "labels": 2, "cell_id": "a"}])
     assert batch["labels"].tolist() == [2] and batch["input_ids"].dtype == torch.long
+
+
+def test_local_evaluate_module_matches_the_function(tokenizer):
+    import evaluate
+
+    from genomic_models.metrics import evaluate_module_path
+
+    rng = np.random.default_rng(5)
+    labels = np.full((20, tokenizer.sequence_length), -100)
+    labels[:, 7:-1] = np.where(rng.random((20, 60)) < 0.3, rng.integers(12, 22, (20, 60)), -100)
+    predictions = rng.integers(12, 22, labels.shape)
+    metric = evaluate.load(evaluate_module_path("masked_expression"))
+    metric.add_batch(predictions=predictions.tolist(), references=labels.tolist())
+    result = metric.compute(first_bin_token_id=12, num_bins=10, first_gene_position=7, num_genes=60)
+    expected = masked_expression_metrics(predictions, labels, 12, 10, tokenizer.gene_positions)
+    assert result == pytest.approx(expected)

@@ -448,38 +448,64 @@ class GeneBinTokenizer(PreTrainedTokenizer):
         phenotypes=None,
         hide_phenotypes: Sequence[str] = (),
         missing_genes: str = "error",
+        compact: bool = False,
     ) -> dict[str, np.ndarray]:
-        """The vectorised core: int64 `input_ids` and `attention_mask`, each (cells, num_genes + 8)."""
+        """The vectorised core: `input_ids` and `attention_mask`, each (cells, num_genes + 8).
+
+        They are int64, or with `compact` int32 and int8 (a quarter of the memory, for datasets that hold whole
+        shards; the collators widen them per batch). Sparse input with fixed or binary bins is binned on its stored
+        values only (zeros are bin 0), without a dense float copy.
+        """
+        if self.binning != "quantile" and _is_sparse(expression):
+            selected, present = self._select(expression, genes, missing_genes)
+            stored = selected
+            stored_bins = type(stored)((self._bins(stored.data), stored.indices, stored.indptr), shape=stored.shape)
+            bins = np.zeros((stored.shape[0], self.num_genes), dtype=np.uint8)
+            bins[:, present] = stored_bins.toarray()
+            return self._encode_bins(bins, phenotypes, hide_phenotypes, compact)
         values = self.align_genes(expression, genes, missing_genes)
-        return self.encode_aligned(values, phenotypes=phenotypes, hide_phenotypes=hide_phenotypes)
+        return self.encode_aligned(values, phenotypes=phenotypes, hide_phenotypes=hide_phenotypes, compact=compact)
 
     def encode_aligned(
-        self, values: np.ndarray, phenotypes=None, hide_phenotypes: Sequence[str] = ()
+        self, values: np.ndarray, phenotypes=None, hide_phenotypes: Sequence[str] = (), compact: bool = False
     ) -> dict[str, np.ndarray]:
         """Encode a dense (cells, num_genes) matrix already in the tokenizer's gene order (see `align_genes`)."""
-        cells = values.shape[0]
         if values.ndim != 2 or values.shape[1] != self.num_genes:
-            raise ValueError(f"expected ({cells}, {self.num_genes}) aligned values, got shape {values.shape}")
-        bins = self.bin_expression(values)
-        input_ids = np.empty((cells, self.sequence_length), dtype=np.int64)
+            raise ValueError(f"expected (cells, {self.num_genes}) aligned values, got shape {values.shape}")
+        return self._encode_bins(self._bins(values), phenotypes, hide_phenotypes, compact)
+
+    def _encode_bins(self, bins: np.ndarray, phenotypes, hide_phenotypes: Sequence[str], compact: bool) -> dict:
+        cells, genes = bins.shape[0], self.gene_positions
+        input_ids = np.empty((cells, self.sequence_length), dtype=np.int32 if compact else np.int64)
         input_ids[:, 0] = self.cls_token_id
         input_ids[:, FIRST_GENE_POSITION - 1] = self.start_token_id
         input_ids[:, -1] = self.end_token_id
-        input_ids[:, self.gene_positions] = bins + self._first_bin_id
+        np.add(bins, self._first_bin_id, out=input_ids[:, genes], casting="unsafe")
         slots = self.phenotype_ids(phenotypes, cells)
         for kind in hide_phenotypes:
             slots[:, PHENOTYPE_TYPES.index(_check_kind(kind))] = self.mask_token_id
         input_ids[:, 1 : FIRST_GENE_POSITION - 1] = slots
-        attention_mask = np.ones_like(input_ids)
+        attention_mask = np.ones((cells, self.sequence_length), dtype=np.int8 if compact else np.int64)
         if self.mask_unexpressed:
-            attention_mask[:, self.gene_positions] = bins != 0
+            np.not_equal(bins, 0, out=attention_mask[:, genes], casting="unsafe")
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     def align_genes(self, expression, genes: Sequence[str] | None = None, missing_genes: str = "error") -> np.ndarray:
         """Dense float32 (cells, num_genes) in the tokenizer's gene order, checked for NaN and negative values."""
+        selected, present = self._select(expression, genes, missing_genes)
+        dense = np.asarray(selected.toarray() if _is_sparse(selected) else selected, dtype=np.float32)
+        if present.all():
+            return dense
+        full = np.zeros((dense.shape[0], self.num_genes), dtype=np.float32)
+        full[:, present] = dense
+        return full
+
+    def _select(self, expression, genes: Sequence[str] | None, missing_genes: str):
+        """The columns of the tokenizer's genes present in `expression` (dense, or CSR when sparse), checked for NaN
+        and negative values, and which of the tokenizer's genes they are."""
         if missing_genes not in ("error", "zero"):
             raise ValueError(f"missing_genes must be 'error' or 'zero', got {missing_genes!r}")
-        sparse = hasattr(expression, "tocsr") and not isinstance(expression, np.ndarray)
+        sparse = _is_sparse(expression)
         matrix = expression.tocsr() if sparse else np.asarray(expression)
         if matrix.ndim != 2:
             raise ValueError(f"expression must be (cells, genes), got shape {matrix.shape}")
@@ -506,26 +532,32 @@ class GeneBinTokenizer(PreTrainedTokenizer):
                     f"{len(absent)} of the tokenizer's {self.num_genes} genes are absent from the data, e.g. "
                     f"{absent[:5]}; pass missing_genes='zero' to treat them as not expressed"
                 )
+        kept = columns[present]
         if sparse:
-            selected = matrix[:, columns[present]]
-            _check_values(selected.data, lambda flat: _sparse_location(selected, flat), names, columns[present])
-            dense = np.asarray(selected.toarray(), dtype=np.float32)
+            selected = matrix[:, kept].tocsr()
+            _check_values(selected.data, lambda flat: _sparse_location(selected, flat), names, kept)
         else:
-            dense = np.asarray(matrix[:, columns[present]], dtype=np.float32)
-            _check_values(dense, lambda flat: divmod(int(flat), dense.shape[1]), names, columns[present])
-        if present.all():
-            return dense
-        full = np.zeros((matrix.shape[0], self.num_genes), dtype=np.float32)
-        full[:, present] = dense
-        return full
+            selected = matrix[:, kept]
+            _check_values(selected, lambda flat: divmod(int(flat), selected.shape[1]), names, kept)
+        return selected, present
 
     def bin_expression(self, values: np.ndarray) -> np.ndarray:
         """Bin index (int64, 0..num_bins-1) of every value of a dense non-negative (cells, genes) matrix."""
+        return self._bins(values).astype(np.int64)
+
+    def _bins(self, values: np.ndarray) -> np.ndarray:
+        """Bins as the smallest integer type: for fixed edges, the number of edges above 0 that each value reaches
+        (digitize(x, edges) - 1 for x >= 0), counted with one comparison pass per edge."""
         values = np.asarray(values, dtype=np.float32)
-        if self.binning != "quantile":
-            edges = np.asarray(self.bin_edges, dtype=np.float32)
-            return np.searchsorted(edges, values, side="right").astype(np.int64) - 1
-        return _quantile_bins(values, self.num_bins, self.threshold)
+        if self.binning == "quantile":
+            return _quantile_bins(values, self.num_bins, self.threshold)
+        edges = np.asarray(self.bin_edges, dtype=np.float32)
+        if self.num_bins > 255:
+            return np.searchsorted(edges, values, side="right") - 1
+        bins = np.zeros(values.shape, dtype=np.uint8)
+        for edge in edges[1:]:
+            np.add(bins, values >= edge, out=bins, casting="unsafe")
+        return bins
 
     def phenotype_ids(self, phenotypes, cells: int) -> np.ndarray:
         """(cells, 5) token ids of the phenotype slots from labels per type or a DataFrame-like obs table."""
@@ -656,6 +688,11 @@ def _is_missing(value) -> bool:
     if isinstance(value, (float, np.floating)):
         return math.isnan(value)
     return isinstance(value, str) and not value.strip()
+
+
+def _is_sparse(value) -> bool:
+    """A scipy sparse matrix or array (duck-typed: this file does not import scipy)."""
+    return hasattr(value, "tocsr") and not isinstance(value, np.ndarray)
 
 
 def _is_anndata(value) -> bool:

@@ -469,7 +469,8 @@ def build_tokenizer(
 # tokenization of shards
 @dataclass
 class ShardEncoding:
-    """Token ids of the cells of one shard (or part of it), with their ids and optional class labels."""
+    """Token ids (int32) and attention masks (int8) of the cells of one shard (or part of it), with the cells' ids
+    and optional class labels; collators widen them to int64 per batch."""
 
     input_ids: np.ndarray
     attention_mask: np.ndarray
@@ -540,9 +541,9 @@ def tokenize_shard(
         parts.append(_tokenize_block(shard, block, block_rows, tokenizer, reading, columns))
     if not parts:
         width = tokenizer.sequence_length
-        empty = np.zeros((0, width), dtype=np.int64)
         labels = np.zeros(0, dtype=np.int64) if reading.label_column else None
-        return ShardEncoding(empty, empty.copy(), np.zeros(0, dtype=object), labels)
+        empty = np.zeros((0, width), dtype=np.int32), np.zeros((0, width), dtype=np.int8)
+        return ShardEncoding(*empty, np.zeros(0, dtype=object), labels)
     return ShardEncoding.concatenate(parts)
 
 
@@ -551,8 +552,18 @@ def _tokenize_block(shard, block, rows, tokenizer, reading: ShardReading, column
     cell_names = obs.index.astype(str).to_numpy()
     if reading.normalize == "log1p":
         block = log_normalize(block)
+    else:
+        _reject_counts(shard, block)
+    phenotypes = {kind: obs[column] for kind, column in columns.items()}
     try:
-        values = tokenizer.align_genes(block, genes=shard.var_names, missing_genes=reading.missing_genes)
+        encoded = tokenizer.encode_cells(
+            block,
+            genes=shard.var_names,
+            phenotypes=phenotypes,
+            hide_phenotypes=reading.hide_phenotypes,
+            missing_genes=reading.missing_genes,
+            compact=True,
+        )
     except ExpressionValueError as error:
         hint = _source_hint(shard, error.problem)
         raise GenomicInputError(
@@ -561,14 +572,10 @@ def _tokenize_block(shard, block, rows, tokenizer, reading: ShardReading, column
             f"{len(rows)} cells); log-normalised expression must be finite and non-negative{hint}",
             record=f"cell {cell_names[error.row]} (row {int(rows[error.row])}), gene {error.gene}",
         ) from None
-    except ValueError as error:
-        raise GenomicInputError(shard.path, str(error)) from None
-    _reject_counts(shard, values, reading)
-    phenotypes = {kind: obs[column] for kind, column in columns.items()}
-    try:
-        encoded = tokenizer.encode_aligned(values, phenotypes=phenotypes, hide_phenotypes=reading.hide_phenotypes)
     except UnknownPhenotypeError as error:
         raise GenomicInputError(shard.path, str(error), record=f"obs column {columns[error.kind]!r}") from None
+    except ValueError as error:
+        raise GenomicInputError(shard.path, str(error)) from None
     labels = None
     if reading.label_column is not None:
         labels = _class_labels(obs[reading.label_column], reading.label2id)
@@ -584,11 +591,15 @@ def _source_hint(shard: H5adShard, problem: str) -> str:
     return hint + (f"; this file also has {others}: pass expression='raw' or a layer)" if others else ")")
 
 
-def _reject_counts(shard: H5adShard, values: np.ndarray, reading: ShardReading) -> None:
-    if reading.normalize != "none" or values.size == 0:
+def _reject_counts(shard: H5adShard, block) -> None:
+    """Integer values above COUNTS_MAXIMUM are raw counts: fixed bins on them would put every gene in the top bin."""
+    values = block.data if hasattr(block, "tocsr") and not isinstance(block, np.ndarray) else np.asarray(block)
+    values = values.ravel()[:1_000_000]
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
         return
-    largest = float(values.max())
-    if largest > COUNTS_MAXIMUM and np.all(values == np.round(values)):
+    largest = float(finite.max())
+    if largest > COUNTS_MAXIMUM and np.all(finite == np.round(finite)):
         raise GenomicInputError(
             shard.path,
             f"{shard.expression} holds integers up to {largest:g}: raw counts, not log-normalised expression. Pass "
