@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         run_phenotype_classification.main(
             model_args
             + ["--output_dir", str(output), "--do_train", "--do_eval", "--num_train_epochs", str(args.finetune_epochs)]
-            + ["--learning_rate", "5e-4", "--warmup_steps", "0.1", "--weight_decay", "0.01", *common]
+            + ["--learning_rate", "1e-3", "--warmup_steps", "0.1", "--weight_decay", "0.01", *common]
         )
         timings[f"classifier ({name})"] = time.perf_counter() - start
         metrics = json.loads((output / "eval_results.json").read_text())
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
 pbmc68k_reduced: {len(labels)} cells, {len(label_ids)} cell types; held out: {len(test_rows)} cells (stratified 20 %,
 seed 42, the split of `run_mlm.py --pbmc68k_reduced`). Tokens: {tokenizer.num_genes} highly variable genes, the
 original's 10 fixed bins, cell type as the only control token. Model: `{args.model}`, attention dropout 0;
-pretraining {args.pretrain_epochs:g} epochs (lr 1e-3), classifiers {args.finetune_epochs:g} epochs (lr 5e-4), batch 16,
+pretraining {args.pretrain_epochs:g} epochs (lr 1e-3), classifiers {args.finetune_epochs:g} epochs (lr 1e-3), batch 16,
 {args.threads} torch threads.
 
 **Cell-type classification** (held-out cells; ratio = macro F1 / logistic regression on the same matrix):
