@@ -42,11 +42,16 @@ def pretrained(tmp_path_factory):
     args += ["--n_genes", "64"]  # the 64 first highly variable genes keep attention cheap
     args += ["--do_train", "--do_eval", "--max_steps", "4", "--save_steps", "2", "--learning_rate", "2e-3"]
     args += ["--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "64", "--logging_steps", "1"]
-    run_mlm.main(args + TRAINER)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model: a second OpenMP thread only waits (see the torch_single_thread fixture)
+    try:
+        run_mlm.main(args + TRAINER)
+    finally:
+        torch.set_num_threads(threads)
     return output, args
 
 
-def test_run_mlm_pretrains_evaluates_saves_and_resumes(pretrained):
+def test_run_mlm_pretrains_evaluates_saves_and_resumes(pretrained, torch_single_thread):
     output, args = pretrained
     for name in ("model.safetensors", "genes.txt", "phenotypes.json", "expression_bins.json", "modeling_polygene.py"):
         assert (output / name).exists(), name
@@ -75,7 +80,7 @@ def test_run_mlm_pretrains_evaluates_saves_and_resumes(pretrained):
     assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2, 3, 4, 5, 6]
 
 
-def test_run_mlm_streams_shards_and_holds_out_the_last(tmp_path, pbmc_shards):
+def test_run_mlm_streams_shards_and_holds_out_the_last(tmp_path, pbmc_shards, torch_single_thread):
     output = tmp_path / "streamed"
     shards = f"{pbmc_shards[0].parent}/pbmc_{{0..2}}.h5ad"
     args = ["--model_type", "polygene", "--train_files", shards, "--streaming", "--output_dir", str(output)]
@@ -90,7 +95,7 @@ def test_run_mlm_streams_shards_and_holds_out_the_last(tmp_path, pbmc_shards):
     assert json.loads((output / "phenotypes.json").read_text())["disease"] == ["G1", "G2M", "S"]
 
 
-def test_evaluation_script_scores_the_same_masked_positions_as_run_mlm(pretrained, tmp_path):
+def test_evaluation_script_scores_the_same_masked_positions_as_run_mlm(pretrained, tmp_path, torch_single_thread):
     output, _ = pretrained
     before = json.loads((output / "eval_results.json").read_text())
     # the resumed run trained further: evaluate the checkpoint that run_mlm evaluated
@@ -107,7 +112,7 @@ def test_evaluation_script_scores_the_same_masked_positions_as_run_mlm(pretraine
     assert cell_types.shape == (10, 10) and "Dendritic" in cell_types.index
 
 
-def test_finetuning_starts_from_the_pretrained_encoder_and_hides_the_label(pretrained, tmp_path):
+def test_finetuning_starts_from_the_pretrained_encoder_and_hides_the_label(pretrained, tmp_path, torch_single_thread):
     output, _ = pretrained
     finetuned = tmp_path / "cell_type"
     args = ["--model_name_or_path", str(output), "--pbmc68k_reduced", "--output_dir", str(finetuned)]
@@ -132,7 +137,7 @@ def test_finetuning_starts_from_the_pretrained_encoder_and_hides_the_label(pretr
     assert {result.metric_name for result in card.data.eval_results} >= {"Phenotype classification macro F1"}
 
 
-def test_generation_is_conditioned_on_control_tokens(pretrained, tmp_path):
+def test_generation_is_conditioned_on_control_tokens(pretrained, tmp_path, torch_single_thread):
     output, _ = pretrained
     path = tmp_path / "monocytes.h5ad"
     args = ["--model_name_or_path", str(output), "--cell_type", "CD14+ Monocyte", "--num_cells", "6"]
@@ -203,3 +208,16 @@ def test_checkpoint_loads_as_remote_code_without_the_package(pretrained, tmp_pat
     with torch.no_grad():
         expected = model(**tokenizer(expression, return_tensors="pt")).logits.numpy()
     np.testing.assert_allclose(np.load(tmp_path / "o.npy"), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [evaluate_masked_expression.main, generate_expression.main, run_phenotype_classification.main],
+)
+def test_command_line_help(entry, capsys):
+    with pytest.raises(SystemExit) as exited:
+        entry(["--help"])
+    assert exited.value.code == 0 and "usage:" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        run_mlm.main(["--model_type", "polygene", "--help"])
+    assert exited.value.code == 0 and "--phenotype_mlm_probability" in capsys.readouterr().out

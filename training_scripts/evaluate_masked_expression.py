@@ -33,8 +33,8 @@ from genomic_models.collators.single_cell import DataCollatorForPolygeneMLM
 from genomic_models.data.h5ad import ShardReading, StreamedCells, TokenizedCells
 from genomic_models.metrics.single_cell import MaskedExpressionTally, constrained_predictions
 from genomic_models.recipes.polygene import (
-    ExpressionDataArguments,
     MaskingArguments,
+    SingleCellDataArguments,
     check_model_matches_tokenizer,
     resolve_expression_data,
     shard_reading,
@@ -102,7 +102,7 @@ def write_report(tally: MaskedExpressionTally, tokenizer, output_dir: str, extra
     return metrics
 
 
-def _cells(resolved, split: str, tokenizer, reading: ShardReading, data_args: ExpressionDataArguments):
+def _cells(resolved, split: str, tokenizer, reading: ShardReading, data_args: SingleCellDataArguments):
     if split == "eval":
         paths, rows = resolved.eval_paths, resolved.eval_rows
     elif split == "train":
@@ -120,7 +120,7 @@ def _cells(resolved, split: str, tokenizer, reading: ShardReading, data_args: Ex
 
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = HfArgumentParser((EvaluationArguments, ExpressionDataArguments, MaskingArguments))
+    parser = HfArgumentParser((EvaluationArguments, SingleCellDataArguments, MaskingArguments))
     if len(argv) == 1 and argv[0].endswith(".json"):
         args, data_args, masking = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
     else:

@@ -43,7 +43,7 @@ from genomic_models.data.h5ad import parse_phenotype_columns
 from genomic_models.metrics.single_cell import classification_metrics, confusion_matrix
 from genomic_models.models.polygene import PolygeneConfig
 from genomic_models.recipes.polygene import (
-    ExpressionDataArguments,
+    SingleCellDataArguments,
     TokenizerArguments,
     check_model_matches_tokenizer,
     configure_for_tokenizer,
@@ -75,7 +75,7 @@ class ClassifierModelArguments:
 
 
 @dataclass
-class PhenotypeClassificationDataArguments(TokenizerArguments, ExpressionDataArguments):
+class PhenotypeClassificationDataArguments(TokenizerArguments, SingleCellDataArguments):
     """The cells, the phenotype to predict, and (from scratch) how to fit the tokenizer."""
 
     label_phenotype: str = field(

@@ -38,7 +38,7 @@ PBMC68K_DESCRIPTION = (
 
 
 @dataclass
-class ExpressionDataArguments:
+class SingleCellDataArguments:
     """Which cells to read, and how to read them."""
 
     train_files: list[str] | None = field(
@@ -131,7 +131,7 @@ class MaskingArguments:
 
 
 @dataclass
-class PolygeneDataArguments(MaskingArguments, TokenizerArguments, ExpressionDataArguments):
+class PolygeneDataArguments(MaskingArguments, TokenizerArguments, SingleCellDataArguments):
     """Data, tokenizer and masking arguments of `run_mlm.py --model_type polygene`."""
 
 
@@ -146,7 +146,7 @@ class ResolvedExpressionData:
     card: ModelCardContext
 
 
-def resolve_expression_data(args: ExpressionDataArguments) -> ResolvedExpressionData:
+def resolve_expression_data(args: SingleCellDataArguments) -> ResolvedExpressionData:
     """Expand the file patterns and, without eval files, split the training cells (stratified by cell type)."""
     if args.train_files:
         train_paths = expand_paths(args.train_files)
@@ -179,14 +179,14 @@ def resolve_expression_data(args: ExpressionDataArguments) -> ResolvedExpression
     return ResolvedExpressionData(train_paths, eval_paths, train_rows, eval_rows, card)
 
 
-def _stratification_labels(shard, args: ExpressionDataArguments) -> np.ndarray:
+def _stratification_labels(shard, args: SingleCellDataArguments) -> np.ndarray:
     column = (args.phenotype_mapping() or parse_phenotype_columns(None)).get("cell_type")
     if column is not None and column in shard.obs.columns:
         return shard.obs[column].astype(str).to_numpy()
     return np.zeros(shard.n_obs, dtype=str)
 
 
-def _split_rows(paths: list[str], args: ExpressionDataArguments):
+def _split_rows(paths: list[str], args: SingleCellDataArguments):
     reading = ShardReading(expression=args.expression_source(), gene_column=args.gene_column)
     train_rows, eval_rows = {}, {}
     for index, path in enumerate(paths):
@@ -196,7 +196,7 @@ def _split_rows(paths: list[str], args: ExpressionDataArguments):
     return train_rows, eval_rows
 
 
-def _limit_rows(paths, rows, limit, args: ExpressionDataArguments):
+def _limit_rows(paths, rows, limit, args: SingleCellDataArguments):
     if limit is None:
         return rows
     reading = ShardReading(expression=args.expression_source(), gene_column=args.gene_column)
@@ -212,7 +212,7 @@ def _limit_rows(paths, rows, limit, args: ExpressionDataArguments):
     return limited
 
 
-def shard_reading(args: ExpressionDataArguments, **extra) -> ShardReading:
+def shard_reading(args: SingleCellDataArguments, **extra) -> ShardReading:
     return ShardReading(
         expression=args.expression_source(),
         gene_column=args.gene_column,
@@ -225,7 +225,7 @@ def shard_reading(args: ExpressionDataArguments, **extra) -> ShardReading:
 
 
 def expression_datasets(
-    resolved: ResolvedExpressionData, tokenizer, reading: ShardReading, args: ExpressionDataArguments, seed: int
+    resolved: ResolvedExpressionData, tokenizer, reading: ShardReading, args: SingleCellDataArguments, seed: int
 ):
     """(train, eval) datasets: tokenized in memory, or streamed shard by shard with `args.streaming`."""
     if args.streaming:
@@ -357,7 +357,7 @@ class PolygeneMLMRecipe(MaskedModelingRecipe):
 
 
 __all__ = [
-    "ExpressionDataArguments",
+    "SingleCellDataArguments",
     "MaskingArguments",
     "PolygeneDataArguments",
     "PolygeneMLMRecipe",
