@@ -90,9 +90,21 @@ register_architecture(
             "expressed_gene_precision_macro": ("precision", "Masked expressed-gene bin precision (macro)"),
             "expressed_gene_recall_macro": ("recall", "Masked expressed-gene bin recall (macro)"),
             "phenotype_accuracy": ("accuracy", "Masked phenotype token accuracy"),
-            "accuracy": ("accuracy", "Phenotype classification accuracy"),
-            "f1_macro": ("f1", "Phenotype classification macro F1"),
-            "f1_weighted": ("f1", "Phenotype classification weighted F1"),
+        },
+        variants={
+            "PolygeneForSequenceClassification": CardSpec(
+                template="polygene.md",
+                task_type="tabular-classification",
+                task_name="Phenotype classification",
+                pipeline_tag="tabular-classification",
+                tags=("single-cell", "scRNA-seq", "gene-expression", "anndata", "polygene", "cell-type-annotation"),
+                metrics={
+                    "accuracy": ("accuracy", "Phenotype classification accuracy"),
+                    "f1_macro": ("f1", "Phenotype classification macro F1"),
+                    "f1_weighted": ("f1", "Phenotype classification weighted F1"),
+                    "balanced_accuracy": ("accuracy", "Phenotype classification balanced accuracy"),
+                },
+            )
         },
     ),
 )

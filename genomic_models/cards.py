@@ -45,8 +45,6 @@ class ModelCardContext:
         license: SPDX license of the weights.
         model_id: Hub repo id, for the usage snippet.
         training: Free-form summary (epochs, steps, processes, batch size...).
-        task_type / task_name / pipeline_tag: Override the architecture's task for a checkpoint of another head (e.g.
-            a classifier finetuned from a masked-LM architecture).
     """
 
     dataset_name: str = "user-provided data"
@@ -58,9 +56,6 @@ class ModelCardContext:
     license: str = "apache-2.0"
     model_id: str | None = None
     training: dict[str, object] = field(default_factory=dict)
-    task_type: str | None = None
-    task_name: str | None = None
-    pipeline_tag: str | None = None
 
 
 CARD_SPECS: dict[str, CardSpec] = {}
@@ -92,8 +87,8 @@ def build_model_card(config, context: ModelCardContext | None = None, architectu
             metric_type, metric_name = spec.metrics[name]
             eval_results.append(
                 EvalResult(
-                    task_type=context.task_type or spec.task_type,
-                    task_name=context.task_name or spec.task_name,
+                    task_type=spec.task_type,
+                    task_name=spec.task_name,
                     dataset_type=context.dataset_type or context.dataset_id or _slug(context.dataset_name),
                     dataset_name=context.dataset_name,
                     dataset_split=context.eval_split,
@@ -109,7 +104,7 @@ def build_model_card(config, context: ModelCardContext | None = None, architectu
         tags=["genomics", config.model_type, *spec.tags, "custom_code"],
         datasets=[context.dataset_id or context.dataset_type or _slug(context.dataset_name)],
         metrics=sorted({metric_type for metric_type, _ in spec.metrics.values()}),
-        pipeline_tag=context.pipeline_tag or spec.pipeline_tag,
+        pipeline_tag=spec.pipeline_tag,
         base_model=context.base_model,
         model_name=model_name,
         eval_results=eval_results or None,

@@ -161,9 +161,6 @@ def main(argv: list[str] | None = None):
         model = AutoModelForSequenceClassification.from_config(config)
     check_model_matches_tokenizer(model.config, tokenizer)
     model.card_context = resolved.card
-    model.card_context.task_type = "tabular-classification"
-    model.card_context.task_name = f"{kind.replace('_', ' ')} classification"
-    model.card_context.pipeline_tag = "tabular-classification"
     if model_args.model_name_or_path and not os.path.isdir(model_args.model_name_or_path):
         model.card_context.base_model = model_args.model_name_or_path
 
