@@ -3,7 +3,7 @@
 Importing the package registers every architecture's config, models and tokenizer with the Auto classes.
 """
 
-from tokenization import HaplotypeTokenizer
+from tokenization import HaplotypeTokenizer, KinshipTokenizer
 
 from .cards import CardSpec, ModelCardContext, build_model_card, write_model_card
 from .errors import GenomicInputError
@@ -12,6 +12,13 @@ from .models.haplotype_dss import (
     HaplotypeDSSForMaskedLM,
     HaplotypeDSSModel,
     HaplotypeDSSPreTrainedModel,
+)
+from .models.seq2king import (
+    Seq2KingConfig,
+    Seq2KingForKinshipRegression,
+    Seq2KingForPopulationClassification,
+    Seq2KingModel,
+    Seq2KingPreTrainedModel,
 )
 from .registry import ARCHITECTURES, register_architecture
 
@@ -37,6 +44,31 @@ register_architecture(
     ),
 )
 
+register_architecture(
+    Seq2KingConfig,
+    {"AutoModel": Seq2KingModel, "AutoModelForTokenClassification": Seq2KingForPopulationClassification},
+    tokenizer_class=KinshipTokenizer,
+    card=CardSpec(
+        template="seq2king.md",
+        task_type="kinship-regression",
+        task_name="Kinship regression over sequences of individuals",
+        pipeline_tag=None,
+        tags=("kinship", "king", "population-genetics", "seq2king", "1000-genomes"),
+        metrics={
+            "loss": ("mse", "Masked MSE of normalised kinship"),
+            "kinship_mse": ("mse", "MSE of normalised kinship"),
+            "kinship_mae": ("mae", "MAE of normalised kinship"),
+            "kinship_pearson": ("pearsonr", "Pearson r of predicted and true kinship"),
+            "accuracy": ("accuracy", "Population accuracy per individual"),
+        },
+    ),
+)
+# No transformers Auto class fits a per-pair kinship head: its checkpoints still carry remote code, under an
+# auto_map key of their own (load with Seq2KingForKinshipRegression, or get_class_from_dynamic_module without the
+# package).
+Seq2KingForKinshipRegression._auto_class = "AutoModelForKinshipRegression"
+Seq2KingForKinshipRegression.model_card_writer = write_model_card
+
 __all__ = [
     "ARCHITECTURES",
     "CardSpec",
@@ -46,7 +78,13 @@ __all__ = [
     "HaplotypeDSSModel",
     "HaplotypeDSSPreTrainedModel",
     "HaplotypeTokenizer",
+    "KinshipTokenizer",
     "ModelCardContext",
+    "Seq2KingConfig",
+    "Seq2KingForKinshipRegression",
+    "Seq2KingForPopulationClassification",
+    "Seq2KingModel",
+    "Seq2KingPreTrainedModel",
     "build_model_card",
     "register_architecture",
     "write_model_card",

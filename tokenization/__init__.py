@@ -2,5 +2,6 @@
 transformers and its siblings."""
 
 from .tokenization_haplotype import HaplotypeTokenizer
+from .tokenization_kinship import KinshipTokenizer
 
-__all__ = ["HaplotypeTokenizer"]
+__all__ = ["HaplotypeTokenizer", "KinshipTokenizer"]

@@ -7,8 +7,10 @@ from .haplotype import (
     original_mask_counts,
     stable_row_seed,
 )
+from .kinship import DataCollatorForKinship
 
 __all__ = [
+    "DataCollatorForKinship",
     "DataCollatorForHaplotypeMLM",
     "MAF_BIN_EDGES",
     "maf_bins",

@@ -11,10 +11,42 @@ from .haplotypes import (
     split_by_individual,
     write_seed_layout,
 )
+from .kinship import (
+    KinshipMatrix,
+    read_kin0,
+    read_king,
+    read_kinship_csv,
+    read_sample_table,
+    sample_labels,
+    write_kin0,
+    write_king,
+)
+from .kinship_sequences import (
+    KinshipSequenceDataset,
+    PopulationSequenceDataset,
+    build_kinship_datasets,
+    kinship_targets,
+    person_sequences,
+    sequential_split,
+)
 
 __all__ = [
     "Chunk",
     "GenotypeMatrix",
+    "KinshipMatrix",
+    "KinshipSequenceDataset",
+    "PopulationSequenceDataset",
+    "build_kinship_datasets",
+    "kinship_targets",
+    "person_sequences",
+    "read_kin0",
+    "read_king",
+    "read_kinship_csv",
+    "read_sample_table",
+    "sample_labels",
+    "sequential_split",
+    "write_kin0",
+    "write_king",
     "chunk_sites",
     "gene_chunks",
     "gene_vocabulary",
