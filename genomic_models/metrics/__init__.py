@@ -5,7 +5,10 @@
 
 from pathlib import Path
 
+from .attention import PersonAttentionAccumulator, attention_statistics, permutation_test, same_group_share
+from .clustering import cluster_embeddings, clustering_scores, label_agreement
 from .imputation import imputation_metrics, masked_accuracy, per_class_recall, per_snp_iqs, pooled_iqs
+from .kinship import kinship_regression_metrics, token_accuracy
 
 
 def evaluate_module_path(name: str) -> str:
@@ -17,6 +20,15 @@ def evaluate_module_path(name: str) -> str:
 
 
 __all__ = [
+    "PersonAttentionAccumulator",
+    "attention_statistics",
+    "cluster_embeddings",
+    "clustering_scores",
+    "kinship_regression_metrics",
+    "label_agreement",
+    "permutation_test",
+    "same_group_share",
+    "token_accuracy",
     "evaluate_module_path",
     "imputation_metrics",
     "masked_accuracy",
