@@ -1,0 +1,97 @@
+"""Seq2KING end to end: the attention statistic and clustering scores on data with a known answer, then training on
+the simulated OutOfAfrica cohort with run_seq2king.py and the population analysis of the checkpoint."""
+
+import json
+
+import numpy as np
+import pandas as pd
+from transformers import AutoConfig
+
+from genomic_models.metrics.attention import PersonAttentionAccumulator, attention_statistics
+from genomic_models.metrics.clustering import clustering_scores
+from training_scripts import analyze_seq2king, run_seq2king
+
+
+def _sequences(n_persons, count, length, seed):
+    generator = np.random.default_rng(seed)
+    return [generator.choice(n_persons, size=length, replace=False) for _ in range(count)]
+
+
+def test_attention_statistic_separates_structured_from_random_attention():
+    labels = np.repeat(["AFR", "EUR", "EAS"], 10)
+    sequences = _sequences(30, 60, 8, seed=1)
+    persons = np.stack(sequences)
+    same = labels[persons][:, :, None] == labels[persons][:, None, :]
+    structured = np.exp(3.0 * same)
+    structured /= structured.sum(-1, keepdims=True)
+    uniform = np.full_like(structured, 1 / 8)
+    results = {}
+    for name, weights in (("structured", structured), ("uniform", uniform)):
+        accumulator = PersonAttentionAccumulator(30)
+        accumulator.add(weights, persons, [8] * len(persons))
+        results[name] = attention_statistics(accumulator, labels, permutations=200, seed=0)
+    # Uniform attention over the other 7 individuals: the share is the share of same-label others, i.e. chance.
+    other_same = (same.sum(-1) - 1) / 7
+    assert abs(results["uniform"]["mass_share"] - other_same.mean()) < 1e-9
+    assert results["uniform"]["mass_p"] > 0.05
+    assert results["structured"]["mass_share"] > results["uniform"]["mass_share"] + 0.2
+    assert results["structured"]["mass_p"] < 0.01 and results["structured"]["top1_p"] < 0.01
+    assert results["structured"]["top1_share"] > 0.9
+    assert results["structured"]["queries"] == 60 * 8
+
+
+def test_clustering_scores_on_separated_and_mixed_groups():
+    generator = np.random.default_rng(0)
+    labels = np.repeat(["a", "b", "c"], 20)
+    centres = {"a": (0, 0), "b": (10, 0), "c": (0, 10)}
+    separated = np.array([centres[label] for label in labels]) + generator.normal(0, 0.5, (60, 2))
+    scores = clustering_scores(separated, labels)
+    assert set(scores) == {f"{m}_{s}" for m in ("kmeans", "agglomerative") for s in ("ari", "ami", "nmi")}
+    assert min(scores.values()) > 0.99
+    mixed = clustering_scores(generator.normal(size=(60, 2)), labels)
+    assert mixed["kmeans_ari"] < 0.2
+
+
+def test_training_on_the_simulated_cohort_then_population_analysis(sim_cohort, tmp_path):
+    output = tmp_path / "seq2king"
+    common = [
+        "--genotypes", str(sim_cohort.vcf),
+        "--sample_table", str(sim_cohort.samples),
+        "--dataset_size", "400",
+        "--config_overrides", "hidden_size=16,num_attention_heads=2,intermediate_size=32,max_sequence_length=16",
+        "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "40",
+        "--learning_rate", "3e-3", "--logging_steps", "5", "--save_strategy", "no",
+        "--report_to", "none", "--use_cpu", "--seed", "0",
+    ]  # fmt: skip
+    trainer = run_seq2king.main(
+        [*common, "--output_dir", str(output), "--do_train", "--do_eval", "--num_train_epochs", "3"]
+    )
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    metrics = json.loads((output / "eval_results.json").read_text())
+    assert metrics["eval_loss"] < 0.5 * losses[0], (losses, metrics)
+    config = AutoConfig.from_pretrained(output)
+    assert config.vocab_size == 61 and config.pad_token_id == 60 and config.kinship_min < 0 < config.kinship_max
+    assert (output / "persons.txt").read_text().split()[:2] == ["YRI0001", "YRI0002"]
+    assert "KING-robust kinship of cohort.vcf.gz" in (output / "README.md").read_text()
+
+    summary = analyze_seq2king.main(
+        [str(output), "--n_sequences", "30", "--permutations", "50", "--reducers", "pca", "umap", "--seed", "1"]
+    )
+    analysis = output / "analysis"
+    for name in ("input_pca.png", "input_umap.png", "encoder_pca.png", "encoder_umap.png"):
+        assert (analysis / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert set(summary["clustering"]) == {
+        f"{k}/{c}" for k in ("input", "encoder") for c in ("population", "superpopulation")
+    }
+    assert all(-1 <= value <= 1 for scores in summary["clustering"].values() for value in scores.values())
+    attention = pd.read_csv(analysis / "attention.tsv", sep="\t")
+    assert set(attention["stack"]) == {"encoder", "decoder", "cross"}
+    assert len(attention) == (3 + 2 + 2) * 2 * 2  # layers x heads x label columns
+    assert attention["mass_p"].between(1 / 51, 1).all() and attention["mass_share"].between(0, 1).all()
+
+    population = run_seq2king.main(
+        [*common, "--output_dir", str(tmp_path / "population"), "--task", "population", "--do_train", "--do_eval",
+         "--num_train_epochs", "1"]
+    )  # fmt: skip
+    assert population.model.config.id2label == {0: "CEU", 1: "CHB", 2: "YRI"}
+    assert 0 <= json.loads((tmp_path / "population" / "eval_results.json").read_text())["eval_accuracy"] <= 1
