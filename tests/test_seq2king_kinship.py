@@ -22,6 +22,7 @@ from genomic_models.data.kinship import (
 )
 from genomic_models.errors import GenomicInputError
 from genomic_models.kinship import king_robust, king_robust_from_file
+from genomic_models.kinship import main as king_main
 
 PLINK2 = shutil.which("plink2")
 
@@ -141,6 +142,14 @@ def test_plink2_king_files_are_read_in_every_layout(sim_cohort, tmp_path):
     theirs = pd.read_csv(tmp_path / "table.kin0", sep="\t")
     assert (ours["NSNP"] == theirs["NSNP"]).all()
     np.testing.assert_allclose(ours[["HETHET", "IBS0"]], theirs[["HETHET", "IBS0"]], atol=5e-6)
+
+
+def test_king_command_line_writes_plink2_formats(sim_cohort, tmp_path):
+    _, expected = plink2_king("--vcf", sim_cohort.vcf, tmp_path / "reference")
+    king_main([str(sim_cohort.vcf), "--out", str(tmp_path / "cli"), "--shape", "triangle", "--sample-block-size", "40"])
+    np.testing.assert_allclose(read_king(tmp_path / "cli").values, expected, atol=5e-6)
+    king_main([str(sim_cohort.vcf), "--out", str(tmp_path / "cli"), "--table"])
+    np.testing.assert_allclose(read_kin0(tmp_path / "cli.kin0").values, expected, atol=5e-6)
 
 
 def test_a_filtered_kin0_table_is_incomplete(sim_cohort, tmp_path):

@@ -5,8 +5,11 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
+import torch
 from transformers import AutoConfig
 
+from genomic_models import Seq2KingForPopulationClassification
 from genomic_models.metrics.attention import PersonAttentionAccumulator, attention_statistics
 from genomic_models.metrics.clustering import clustering_scores
 from training_scripts import analyze_seq2king, run_seq2king
@@ -52,46 +55,69 @@ def test_clustering_scores_on_separated_and_mixed_groups():
     assert mixed["kmeans_ari"] < 0.2
 
 
-def test_training_on_the_simulated_cohort_then_population_analysis(sim_cohort, tmp_path):
-    output = tmp_path / "seq2king"
-    common = [
-        "--genotypes", str(sim_cohort.vcf),
-        "--sample_table", str(sim_cohort.samples),
-        "--dataset_size", "400",
-        "--config_overrides", "hidden_size=16,num_attention_heads=2,intermediate_size=32,max_sequence_length=16",
-        "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "40",
-        "--learning_rate", "3e-3", "--logging_steps", "5", "--save_strategy", "no",
-        "--report_to", "none", "--use_cpu", "--seed", "0",
-    ]  # fmt: skip
+COMMON = [
+    "--dataset_size", "400",
+    "--config_overrides", "hidden_size=16,num_attention_heads=2,intermediate_size=32,max_sequence_length=16",
+    "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "40",
+    "--learning_rate", "3e-3", "--logging_steps", "5", "--save_strategy", "no",
+    "--report_to", "none", "--use_cpu", "--seed", "0", "--disable_tqdm", "true",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """Models this small run fastest on one thread (and do not suffer from other processes on the cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained(single_thread, sim_cohort, tmp_path_factory):
+    output = tmp_path_factory.mktemp("seq2king") / "model"
+    data = ["--genotypes", str(sim_cohort.vcf), "--sample_table", str(sim_cohort.samples)]
     trainer = run_seq2king.main(
-        [*common, "--output_dir", str(output), "--do_train", "--do_eval", "--num_train_epochs", "3"]
+        [*data, *COMMON, "--output_dir", str(output), "--do_train", "--do_eval", "--num_train_epochs", "3"]
     )
+    return trainer, output
+
+
+def test_training_on_the_simulated_cohort(trained):
+    trainer, output = trained
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     metrics = json.loads((output / "eval_results.json").read_text())
     assert metrics["eval_loss"] < 0.5 * losses[0], (losses, metrics)
+    assert set(metrics) >= {"eval_kinship_mse", "eval_kinship_mae", "eval_kinship_pearson"}
     config = AutoConfig.from_pretrained(output)
     assert config.vocab_size == 61 and config.pad_token_id == 60 and config.kinship_min < 0 < config.kinship_max
     assert (output / "persons.txt").read_text().split()[:2] == ["YRI0001", "YRI0002"]
     assert "KING-robust kinship of cohort.vcf.gz" in (output / "README.md").read_text()
 
+
+def test_population_analysis_of_the_checkpoint(trained):
+    _, output = trained
     summary = analyze_seq2king.main(
         [str(output), "--n_sequences", "30", "--permutations", "50", "--reducers", "pca", "umap", "--seed", "1"]
     )
     analysis = output / "analysis"
     for name in ("input_pca.png", "input_umap.png", "encoder_pca.png", "encoder_umap.png"):
         assert (analysis / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
-    assert set(summary["clustering"]) == {
-        f"{k}/{c}" for k in ("input", "encoder") for c in ("population", "superpopulation")
-    }
+    kinds = {f"{k}/{c}" for k in ("input", "encoder") for c in ("population", "superpopulation")}
+    assert set(summary["clustering"]) == kinds
     assert all(-1 <= value <= 1 for scores in summary["clustering"].values() for value in scores.values())
     attention = pd.read_csv(analysis / "attention.tsv", sep="\t")
     assert set(attention["stack"]) == {"encoder", "decoder", "cross"}
     assert len(attention) == (3 + 2 + 2) * 2 * 2  # layers x heads x label columns
     assert attention["mass_p"].between(1 / 51, 1).all() and attention["mass_share"].between(0, 1).all()
 
-    population = run_seq2king.main(
-        [*common, "--output_dir", str(tmp_path / "population"), "--task", "population", "--do_train", "--do_eval",
-         "--num_train_epochs", "1"]
+
+def test_population_classification_task(sim_cohort, tmp_path):
+    data = ["--genotypes", str(sim_cohort.vcf), "--sample_table", str(sim_cohort.samples), "--task", "population"]
+    trainer = run_seq2king.main(
+        [*data, *COMMON, "--output_dir", str(tmp_path / "population"), "--do_train", "--do_eval",
+         "--num_train_epochs", "1", "--dataset_size", "160"]
     )  # fmt: skip
-    assert population.model.config.id2label == {0: "CEU", 1: "CHB", 2: "YRI"}
+    assert trainer.model.config.id2label == {0: "CEU", 1: "CHB", 2: "YRI"}
+    assert isinstance(trainer.model, Seq2KingForPopulationClassification)
     assert 0 <= json.loads((tmp_path / "population" / "eval_results.json").read_text())["eval_accuracy"] <= 1

@@ -60,5 +60,10 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console entry point (`genomic-models-seq2king-analysis`): main() returns the summary, which is no exit status."""
     main()
+
+
+if __name__ == "__main__":
+    cli()

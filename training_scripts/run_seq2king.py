@@ -255,5 +255,10 @@ def main(argv: list[str] | None = None):
     return trainer
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console entry point (`genomic-models-run-seq2king`): main() returns the trainer, which is no exit status."""
     main()
+
+
+if __name__ == "__main__":
+    cli()
