@@ -90,11 +90,14 @@ def ref_allele_counts(alleles: np.ndarray) -> np.ndarray:
 
 
 def _indicators(ref_counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(samples, variants) float32 0/1 matrices: heterozygous, two REF copies, no REF copy, called."""
-    calls = ref_counts.T
-    het = (calls == 1).float()
-    ref_hom = (calls == 2).float()
-    alt_hom = (calls == 0).float()
+    """(variants, samples) float32 0/1 matrices: heterozygous, two REF copies, no REF copy, called.
+
+    They stay in the calls' contiguous variant-major layout; the products below contract over variants with transposed
+    views, which BLAS handles without copies.
+    """
+    het = (ref_counts == 1).float()
+    ref_hom = (ref_counts == 2).float()
+    alt_hom = (ref_counts == 0).float()
     return het, ref_hom, alt_hom, het + ref_hom + alt_hom
 
 
@@ -118,15 +121,16 @@ class _BlockAccumulator:
         self.nsnp = zeros() if with_nsnp else None
 
     def update(self, het, ref_hom, alt_hom, called) -> None:
+        """Add one chunk of (variants, samples) indicators."""
         block, right = self.rows, slice(self.rows.start, None)
-        self.hethet += (het[block] @ het[right].T).double()
-        self.het_called += (het[block] @ called[right].T).double()
-        self.ref_alt += (ref_hom[block] @ alt_hom[right].T).double()
+        self.hethet += (het[:, block].T @ het[:, right]).double()
+        self.het_called += (het[:, block].T @ called[:, right]).double()
+        self.ref_alt += (ref_hom[:, block].T @ alt_hom[:, right]).double()
         if not self.single:
-            self.called_het += (called[block] @ het[right].T).double()
-            self.alt_ref += (alt_hom[block] @ ref_hom[right].T).double()
+            self.called_het += (called[:, block].T @ het[:, right]).double()
+            self.alt_ref += (alt_hom[:, block].T @ ref_hom[:, right]).double()
         if self.nsnp is not None:
-            self.nsnp += (called[block] @ called[right].T).double()
+            self.nsnp += (called[:, block].T @ called[:, right]).double()
 
     def counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(hethet, ibs0, het1hom2, het2hom1) of the block, float64 numpy."""
@@ -165,8 +169,8 @@ class _CudaMatmulPrecision:
 
 
 def _default_variant_chunk(n_samples: int) -> int:
-    """About 16M indicator entries per matrix per chunk (64 MiB of float32), never more than 2^24 variants."""
-    return int(min(1 << 16, max(256, (1 << 24) // max(n_samples, 1))))
+    """About 4M indicator entries per matrix per chunk (16 MiB of float32): large enough for efficient products."""
+    return int(min(1 << 16, max(256, (1 << 22) // max(n_samples, 1))))
 
 
 def king_robust_from_chunks(
