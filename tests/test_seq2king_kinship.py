@@ -193,6 +193,10 @@ def test_seed_csv_layouts_with_and_without_names(tmp_path):
         assert plain.samples == names
         np.testing.assert_allclose(plain.values, expected)
     assert read_kinship_csv(tmp_path / "plain.csv").samples == [str(index) for index in range(6)]
+    pd.DataFrame(shifted, columns=names[1:]).to_csv(tmp_path / "columns.csv", index=False)  # column names only
+    np.testing.assert_allclose(read_kinship_csv(tmp_path / "columns.csv", samples=names).values, expected)
+    with pytest.raises(GenomicInputError, match=r"names only its columns \(P1, ...\): pass all 6 sample ids"):
+        read_kinship_csv(tmp_path / "columns.csv")
     # Square forms: full with names, and upper-triangular with the lower triangle NaN.
     pd.DataFrame(values, index=names, columns=names).to_csv(tmp_path / "full.csv")
     np.testing.assert_allclose(read_kinship_csv(tmp_path / "full.csv").values, values)

@@ -320,17 +320,30 @@ def read_kinship_csv(
         raise GenomicInputError(path, "no such file")
     if layout not in ("auto", "square", "shifted"):
         raise ValueError(f"layout must be 'auto', 'square' or 'shifted', got {layout!r}")
-    raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, sep=None, engine="python")
-    header = raw.iloc[0].tolist()
+    with open(path) as handle:
+        first_line = handle.readline()
+    delimiter = max((",", "\t", ";"), key=first_line.count) if any(d in first_line for d in ",\t;") else r"\s+"
+    # Names are read as text (first line, first column); the numbers go through pandas' C parser as float64.
+    header = next(iter(pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, sep=delimiter).values))
+    header = [str(cell) for cell in header]
+    first_column = pd.read_csv(path, header=None, usecols=[0], dtype=str, keep_default_na=False, sep=delimiter)[0]
     has_header = not all(_is_number(cell) for cell in header[1:]) or _is_default_header(header)
-    body = raw.iloc[1:] if has_header else raw
-    has_index = not all(_is_number(cell) for cell in body.iloc[:, 0].tolist())
-    row_names = body.iloc[:, 0].tolist() if has_index else None
+    first_column = first_column.tolist()[1 if has_header else 0 :]
+    has_index = not all(_is_number(cell) for cell in first_column)
+    row_names = first_column if has_index else None
     column_cells = header[1:] if has_index else header
     column_names = column_cells if has_header and not _is_default_header(header) else None
-    numbers = body.iloc[:, 1:] if has_index else body
     try:
-        values = numbers.replace({"": "nan", "NA": "nan"}).to_numpy(dtype=np.float64)
+        values = pd.read_csv(
+            path,
+            header=None,
+            skiprows=1 if has_header else 0,
+            usecols=range(1 if has_index else 0, len(header)),
+            sep=delimiter,
+            dtype=np.float64,
+            na_values=["", "NA", "nan", "NaN"],
+            keep_default_na=False,
+        ).to_numpy()
     except ValueError as error:
         raise GenomicInputError(path, f"non-numeric kinship value ({error})") from None
     if values.shape[0] != values.shape[1]:
@@ -386,7 +399,14 @@ def _shifted_names(row_names, column_names, size: int, samples, path: str) -> li
         return [row_names[0], *column_names]
     if row_names is not None or column_names is not None:
         known = row_names if row_names is not None else column_names
-        raise GenomicInputError(path, f"shifted layout needs both row and column names, found only {known[:2]}...")
+        expected = list(samples[:-1] if row_names is not None else samples[1:]) if samples is not None else None
+        if expected is None or len(samples) != size + 1 or list(known) != expected:
+            raise GenomicInputError(
+                path,
+                f"the shifted layout names only its {'rows' if row_names is not None else 'columns'} "
+                f"({known[0]}, ...): pass all {size + 1} sample ids in order as `samples`",
+            )
+        return [str(sample) for sample in samples]
     if samples is not None:
         if len(samples) != size + 1:
             raise GenomicInputError(
