@@ -21,9 +21,10 @@ an opposite homozygote of "0/0"), and a call with any missing allele is missing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,30 +143,18 @@ class _BlockAccumulator:
         return hethet, ref_alt + alt_ref, het_called - hethet, called_het - hethet
 
 
+@contextlib.contextmanager
 def _exact_float32_matmul(device: torch.device):
     """TF32 would round the counts on GPUs; keep float32 products exact for the duration of a computation."""
     if device.type != "cuda":
-        return _NullContext()
-    return _CudaMatmulPrecision()
-
-
-class _NullContext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-class _CudaMatmulPrecision:
-    def __enter__(self):
-        self.previous = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False
-        return self
-
-    def __exit__(self, *exc):
-        torch.backends.cuda.matmul.allow_tf32 = self.previous
-        return False
+        yield
+        return
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 def _default_variant_chunk(n_samples: int) -> int:
@@ -174,7 +163,7 @@ def _default_variant_chunk(n_samples: int) -> int:
 
 
 def king_robust_from_chunks(
-    chunks: Iterator[np.ndarray] | Sequence[np.ndarray] | callable,
+    chunks: Iterator[np.ndarray] | Sequence[np.ndarray] | Callable[[], Iterator[np.ndarray]],
     samples: Sequence[str],
     sample_block_size: int | None = None,
     device: str | torch.device = "cpu",
@@ -289,7 +278,7 @@ def iter_ref_count_chunks(
     chromosomes: str | Collection[str] | None = "autosomes",
     variant_chunk_size: int = 8192,
     samples: Sequence[str] | None = None,
-) -> tuple[list[str], callable]:
+) -> tuple[list[str], Callable[[], Iterator[np.ndarray]]]:
     """Sample ids of a VCF/BCF or PLINK fileset and a factory of streamed REF-count chunks, without loading the file.
 
     Returns:
