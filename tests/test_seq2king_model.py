@@ -109,6 +109,11 @@ def test_attentions_of_every_layer_and_head_and_sdpa_agree():
         fast = model(ids)
         eager = model(ids, output_attentions=True)
     torch.testing.assert_close(fast.logits, eager.logits, rtol=1e-5, atol=1e-6)
+    eager_model = Seq2KingForKinshipRegression(tiny_config(num_encoder_layers=2, attn_implementation="eager")).eval()
+    eager_model.load_state_dict(model.state_dict())
+    assert eager_model.config._attn_implementation == "eager" and model.config._attn_implementation == "sdpa"
+    with torch.no_grad():
+        torch.testing.assert_close(eager_model(ids).logits, fast.logits, rtol=1e-5, atol=1e-6)
     assert fast.encoder_attentions is None
     assert len(eager.encoder_attentions) == 2 and len(eager.decoder_attentions) == 2 == len(eager.cross_attentions)
     for weights in (*eager.encoder_attentions, *eager.decoder_attentions, *eager.cross_attentions):

@@ -121,3 +121,23 @@ def test_population_classification_task(sim_cohort, tmp_path):
     assert trainer.model.config.id2label == {0: "CEU", 1: "CHB", 2: "YRI"}
     assert isinstance(trainer.model, Seq2KingForPopulationClassification)
     assert 0 <= json.loads((tmp_path / "population" / "eval_results.json").read_text())["eval_accuracy"] <= 1
+
+
+def test_training_data_from_kinship_files(sim_cohort, tmp_path):
+    """The script reads the seed's CSV layout and plink2-style tables as well as genotypes."""
+    from genomic_models.data.kinship import write_kin0
+    from genomic_models.kinship import king_robust_from_file
+
+    kinship = king_robust_from_file(sim_cohort.vcf)
+    names, values = kinship.samples, kinship.values
+    shifted = np.full((len(names) - 1, len(names) - 1), np.nan)
+    for row in range(len(names) - 1):
+        shifted[row, row:] = values[row, row + 1 :]
+    pd.DataFrame(shifted, index=names[:-1], columns=names[1:]).to_csv(tmp_path / "king_matrix_withnames.csv")
+    write_kin0(kinship, tmp_path / "cohort.kin0", precision=12)
+    for file in ("king_matrix_withnames.csv", "cohort.kin0"):
+        arguments = run_seq2king.DataArguments(kinship_file=str(tmp_path / file))
+        loaded, name, table, _ = run_seq2king.load_kinship(arguments, str(tmp_path))
+        assert loaded.samples == names and file in name and table is None
+        off_diagonal = ~np.eye(len(names), dtype=bool)
+        np.testing.assert_allclose(loaded.values[off_diagonal], values[off_diagonal], atol=1e-9)

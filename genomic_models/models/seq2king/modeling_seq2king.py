@@ -62,6 +62,7 @@ class Seq2KingAttention(nn.Module):
 
     def __init__(self, config: Seq2KingConfig):
         super().__init__()
+        self.config = config
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.dropout = config.attention_probs_dropout_prob
@@ -90,12 +91,14 @@ class Seq2KingAttention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         mask = None if key_mask is None else key_mask[:, None, None, :]
         weights = None
-        if output_attentions:
+        # attn_implementation="eager" (or a request for the weights) computes the softmax explicitly.
+        if output_attentions or self.config._attn_implementation == "eager":
             scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_dim)
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf"))
             weights = torch.softmax(scores.float(), dim=-1).to(query.dtype)
             context = torch.matmul(F.dropout(weights, p=dropout, training=self.training), value)
+            weights = weights if output_attentions else None
         else:
             context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout)
         batch, _, length, _ = context.shape
