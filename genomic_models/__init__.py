@@ -7,8 +7,10 @@ from tokenization import HaplotypeTokenizer, KinshipTokenizer
 
 from .cards import CardSpec, ModelCardContext, build_model_card, write_model_card
 from .errors import GenomicInputError
+from .hub import push_to_hub_with_card
 from .models.haplotype_dss import (
     HaplotypeDSSConfig,
+    HaplotypeDSSForExpressionRegression,
     HaplotypeDSSForMaskedLM,
     HaplotypeDSSModel,
     HaplotypeDSSPreTrainedModel,
@@ -26,7 +28,13 @@ __version__ = "0.1.0"
 
 register_architecture(
     HaplotypeDSSConfig,
-    {"AutoModel": HaplotypeDSSModel, "AutoModelForMaskedLM": HaplotypeDSSForMaskedLM},
+    {
+        "AutoModel": HaplotypeDSSModel,
+        "AutoModelForMaskedLM": HaplotypeDSSForMaskedLM,
+        # Regression on the sequence (a person's two haplotypes of a gene) is transformers' sequence-classification
+        # task with problem_type="regression".
+        "AutoModelForSequenceClassification": HaplotypeDSSForExpressionRegression,
+    },
     tokenizer_class=HaplotypeTokenizer,
     card=CardSpec(
         template="haplotype-dss.md",
@@ -40,6 +48,22 @@ register_architecture(
             "iqs_pooled": ("iqs", "IQS pooled over masked sites"),
             "recall_R": ("recall", "Recall of reference alleles"),
             "recall_A": ("recall", "Recall of alternative alleles"),
+            "genotype_accuracy": ("accuracy", "Genotype (0/1/2) accuracy"),
+            "genotype_iqs_per_snp": ("iqs", "Genotype IQS per SNP (3x3, Lin et al. 2010)"),
+        },
+        variants={
+            "HaplotypeDSSForExpressionRegression": CardSpec(
+                template="haplotype-dss.md",
+                task_type="text-classification",
+                task_name="Gene expression regression",
+                pipeline_tag=None,
+                tags=("haplotype", "gene-expression", "eqtl", "state-space-model", "lm-eqtl"),
+                metrics={
+                    "r2": ("r_squared", "R² of held-out individuals (mean over genes)"),
+                    "pearson_r": ("pearsonr", "Pearson r (mean over genes)"),
+                    "mse": ("mse", "Mean squared error (standardised expression)"),
+                },
+            )
         },
     ),
 )
@@ -59,7 +83,16 @@ register_architecture(
             "kinship_mse": ("mse", "MSE of normalised kinship"),
             "kinship_mae": ("mae", "MAE of normalised kinship"),
             "kinship_pearson": ("pearsonr", "Pearson r of predicted and true kinship"),
-            "accuracy": ("accuracy", "Population accuracy per individual"),
+        },
+        variants={
+            "Seq2KingForPopulationClassification": CardSpec(
+                template="seq2king.md",
+                task_type="token-classification",
+                task_name="Population of each individual in a sequence",
+                pipeline_tag="token-classification",
+                tags=("kinship", "population-genetics", "seq2king", "population-classification"),
+                metrics={"accuracy": ("accuracy", "Population accuracy per individual")},
+            )
         },
     ),
 )
@@ -68,12 +101,14 @@ register_architecture(
 # package).
 Seq2KingForKinshipRegression._auto_class = "AutoModelForKinshipRegression"
 Seq2KingForKinshipRegression.model_card_writer = write_model_card
+Seq2KingForKinshipRegression.push_to_hub = push_to_hub_with_card
 
 __all__ = [
     "ARCHITECTURES",
     "CardSpec",
     "GenomicInputError",
     "HaplotypeDSSConfig",
+    "HaplotypeDSSForExpressionRegression",
     "HaplotypeDSSForMaskedLM",
     "HaplotypeDSSModel",
     "HaplotypeDSSPreTrainedModel",

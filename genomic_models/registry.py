@@ -2,6 +2,8 @@
 
 - with this package installed, `import genomic_models` registers the classes, so `AutoModel.from_pretrained(dir)`
   builds them directly (registered classes take precedence over remote code);
+- with it, `model.push_to_hub` uploads the folder `save_pretrained` writes, model card included
+  (`genomic_models.hub`); transformers' version would replace the card with a generic one;
 - without it, `save_pretrained` has written an `auto_map` and copied the configuration, modeling and tokenization
   files beside the weights, so `trust_remote_code=True` loads the same code from the checkpoint.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import transformers
 
 from .cards import CardSpec, register_card, write_model_card
+from .hub import push_to_hub_with_card
 
 ARCHITECTURES: dict[str, dict] = {}
 
@@ -35,6 +38,7 @@ def register_architecture(
         getattr(transformers, auto_name).register(config_class, model_class, exist_ok=True)
         model_class.register_for_auto_class(auto_name)
         model_class.model_card_writer = write_model_card
+        model_class.push_to_hub = push_to_hub_with_card
     if tokenizer_class is not None:
         transformers.AutoTokenizer.register(config_class, tokenizer_class=tokenizer_class, exist_ok=True)
         tokenizer_class.register_for_auto_class("AutoTokenizer")

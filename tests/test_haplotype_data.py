@@ -19,7 +19,7 @@ from genomic_models.data import (
     tiled_chunks,
     write_seed_layout,
 )
-from genomic_models.data.genotypes import GenotypeMatrix
+from genomic_models.data.genotypes import GenotypeMatrix, write_vcf
 from genomic_models.data.haplotypes import genotype_letters
 from genomic_models.data.simulate import simulate_cohort
 from genomic_models.errors import GenomicInputError
@@ -31,14 +31,14 @@ HEADER = """##fileformat=VCFv4.2
 """
 
 
-def write_vcf(path, records: list[str]) -> str:
+def write_text_vcf(path, records: list[str]) -> str:
     with gzip.open(path, "wt") as handle:
         handle.write(HEADER + "".join(record + "\n" for record in records))
     return str(path)
 
 
 def test_reader_returns_calls_in_requested_sample_order(tmp_path):
-    vcf = write_vcf(
+    vcf = write_text_vcf(
         tmp_path / "a.vcf.gz",
         ["1\t100\trs1\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|1\t0|0", "1\t200\trs2\tC\tT\t.\tPASS\t.\tGT\t1|0\t0|0\t0|1"],
     )
@@ -51,13 +51,13 @@ def test_reader_returns_calls_in_requested_sample_order(tmp_path):
 
 
 def test_sample_names_that_do_not_match_are_an_error(tmp_path):
-    vcf = write_vcf(tmp_path / "a.vcf.gz", ["1\t100\trs1\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|1\t0|0"])
+    vcf = write_text_vcf(tmp_path / "a.vcf.gz", ["1\t100\trs1\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|1\t0|0"])
     with pytest.raises(GenomicInputError, match=r"a.vcf.gz: 1 requested sample\(s\) are not in the file.*NA999"):
         read_vcf(vcf, samples=["S1", "NA999"])
 
 
 def test_multiallelic_sites_are_reported_or_skipped(tmp_path):
-    vcf = write_vcf(
+    vcf = write_text_vcf(
         tmp_path / "m.vcf.gz",
         ["1\t100\trs1\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|1\t0|0", "1\t150\trs9\tA\tG,T\t.\tPASS\t.\tGT\t0|2\t1|1\t0|0"],
     )
@@ -70,7 +70,7 @@ def test_multiallelic_sites_are_reported_or_skipped(tmp_path):
 
 
 def test_missing_and_unphased_genotypes_are_reported(tmp_path):
-    vcf = write_vcf(
+    vcf = write_text_vcf(
         tmp_path / "x.vcf.gz",
         ["1\t100\trs1\tA\tG\t.\tPASS\t.\tGT\t0|1\t.|1\t0|0", "1\t200\trs2\tC\tT\t.\tPASS\t.\tGT\t0/1\t0|0\t1/1"],
     )
@@ -87,8 +87,21 @@ def test_missing_and_unphased_genotypes_are_reported(tmp_path):
     assert dataset["genotype"] == ["F", "N", "R"]
 
 
+def test_vcf_writer_round_trips_phase_and_missing_calls(tmp_path):
+    vcf = write_text_vcf(
+        tmp_path / "x.vcf.gz",
+        ["1\t100\trs1\tA\tG\t.\tPASS\t.\tGT\t0|1\t.|1\t0/0", "1\t200\trs2\tC\tT,G\t.\tPASS\t.\tGT\t2/1\t0|0\t1/1"],
+    )
+    original = read_vcf(vcf)
+    copy = read_vcf(write_vcf(original, tmp_path / "copy.vcf.gz"))
+    np.testing.assert_array_equal(copy.alleles, original.alleles)
+    np.testing.assert_array_equal(copy.phased, original.phased)
+    assert copy.variants.equals(original.variants) and copy.samples == original.samples
+    assert (tmp_path / "copy.vcf.gz.tbi").exists()
+
+
 def test_ploidy_mismatch_is_reported(tmp_path):
-    vcf = write_vcf(tmp_path / "p.vcf.gz", ["1\t100\trs1\tA\tG\t.\tPASS\t.\tGT\t0|1\t1\t0|0"])
+    vcf = write_text_vcf(tmp_path / "p.vcf.gz", ["1\t100\trs1\tA\tG\t.\tPASS\t.\tGT\t0|1\t1\t0|0"])
     with pytest.raises(GenomicInputError, match=r"p.vcf.gz: 1:100: ploidy mismatch at sample S2"):
         read_vcf(vcf)
 

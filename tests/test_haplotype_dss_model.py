@@ -246,3 +246,43 @@ def test_initial_loss_is_near_uniform_guess():
     ids = torch.randint(0, 3, (4, 60))
     loss = model(ids, gene_ids=torch.tensor([0, 1, 2, 0]), labels=ids).loss.item()
     assert abs(loss - math.log(3)) < 0.6
+
+
+def test_lmeqtl_checkpoint_conversion(tmp_path):
+    """A state dict laid out like lm-eQTL's DSSResNetEmb (with L1Block's duplicate aliases) converts exactly."""
+    from genomic_models.models.haplotype_dss.convert_lmeqtl_original_checkpoint import convert_checkpoint
+
+    model = tiny_model(num_residual_blocks=2)
+    ours = model.state_dict()
+    original = {
+        "encoder.weight": ours["haplotype_dss.embeddings.stem.weight"],
+        "encoder.bias": ours["haplotype_dss.embeddings.stem.bias"],
+        "species_encoder.species_embedder.weight": ours["haplotype_dss.embeddings.gene_embeddings.weight"],
+        "decoder.weight": ours["head.weight"],
+        "decoder.bias": ours["head.bias"],
+    }
+    for block in range(2):
+        prefix = f"haplotype_dss.encoder.residual_blocks.{block}"
+        for old, new, alias in (("conv1", "conv1", 0), ("bn1", "norm1", 1), ("conv2", "conv2", 3), ("bn2", "norm2", 4)):
+            for key, tensor in ours.items():
+                if key.startswith(f"{prefix}.{new}."):
+                    leaf = key.rsplit(".", 1)[1]
+                    original[f"resnet_layer.{block}.{old}.{leaf}"] = tensor
+                    original[f"resnet_layer.{block}.layer.{alias}.{leaf}"] = tensor
+    for layer in range(2):
+        prefix = f"haplotype_dss.encoder.layers.{layer}"
+        original[f"s4_layers.{layer}.D"] = ours[f"{prefix}.mixer.D"]
+        for name in ("log_dt", "Lambda", "W"):
+            original[f"s4_layers.{layer}.kernel.{name}"] = ours[f"{prefix}.mixer.kernel.{name}"]
+        original[f"s4_layers.{layer}.output_linear.0.weight"] = ours[f"{prefix}.mixer.output_linear.weight"][..., 0]
+        original[f"s4_layers.{layer}.output_linear.0.bias"] = ours[f"{prefix}.mixer.output_linear.bias"][:, None]
+        original[f"norms.{layer}.weight"] = ours[f"{prefix}.norm.weight"]
+        original[f"norms.{layer}.bias"] = ours[f"{prefix}.norm.bias"]
+    torch.save(original, tmp_path / "epoch_100_weights_model.pt")
+    converted = convert_checkpoint(tmp_path / "epoch_100_weights_model.pt", gene_vocab=["G1", "G2", "G3"])
+    assert converted.config.mask_padding is False and converted.config.max_variants == 5000
+    assert (converted.config.hidden_size, converted.config.num_hidden_layers) == (12, 2)
+    for key, tensor in ours.items():
+        torch.testing.assert_close(converted.state_dict()[key], tensor, msg=key)
+    with pytest.raises(ValueError, match="lists 2 genes but the checkpoint embeds 3"):
+        convert_checkpoint(tmp_path / "epoch_100_weights_model.pt", gene_vocab=["G1", "G2"])

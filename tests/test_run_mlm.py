@@ -176,19 +176,14 @@ def test_torchrun_two_processes_keep_identical_weights_and_true_loss(
 
 def test_accelerate_launch_two_processes(tmp_path, sim_cohort, subprocess_env, single_process_reference):
     initial, _ = single_process_reference
+    # The shipped config: MULTI_GPU with use_cpu starts 2 gloo processes (`--cpu --num_processes 2` starts one).
+    config = REPO_ROOT / "training_scripts" / "accelerate_configs" / "cpu_2proc.yaml"
     launcher = [
         sys.executable,
         "-m",
         "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
+        "--config_file",
+        str(config),
         "--main_process_port",
         "29533",
     ]
@@ -197,3 +192,17 @@ def test_accelerate_launch_two_processes(tmp_path, sim_cohort, subprocess_env, s
     )
     assert logs["world_size"] == 2
     assert_identical_parameters(rank0, rank1, initial)
+
+
+def test_shipped_accelerate_configs_parse():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    configs = {
+        path.stem: load_config_from_file(str(path))
+        for path in (REPO_ROOT / "training_scripts" / "accelerate_configs").glob("*.yaml")
+    }
+    assert set(configs) == {"cpu_2proc", "ddp_gpu", "fsdp", "deepspeed_zero2", "deepspeed_zero3"}
+    assert configs["cpu_2proc"].use_cpu and configs["cpu_2proc"].num_processes == 2
+    assert configs["fsdp"].fsdp_config["fsdp_version"] == 2
+    assert [configs[f"deepspeed_zero{stage}"].deepspeed_config["zero_stage"] for stage in (2, 3)] == [2, 3]
+    assert {configs[name].mixed_precision for name in ("ddp_gpu", "fsdp", "deepspeed_zero2")} == {"bf16"}

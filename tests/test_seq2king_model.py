@@ -332,3 +332,11 @@ def test_model_card(checkpoints):
         assert section in card.text
     assert "Seq2KING: An unsupervised internal transformer representation" in card.text
     assert "-0.6000 maps to 0" in card.text and "20 individuals" in card.text
+    population = ModelCard.load(path / "population" / "README.md")
+    assert (
+        population.data.pipeline_tag == "token-classification"
+        and "population-classification variant" in population.text
+    )
+    from genomic_models.hub import push_to_hub_with_card
+
+    assert Seq2KingForKinshipRegression.push_to_hub is push_to_hub_with_card is Seq2KingModel.push_to_hub

@@ -1,5 +1,7 @@
 """Batch collators, one module per family of inputs: they turn dataset rows into model inputs (masking, padding)."""
 
+from .expression import DataCollatorForExpressionRegression
+from .genotype import DataCollatorForGenotypeMLM, genotype_labels
 from .haplotype import (
     MAF_BIN_EDGES,
     DataCollatorForHaplotypeMLM,
@@ -11,9 +13,12 @@ from .kinship import DataCollatorForKinship
 
 __all__ = [
     "DataCollatorForKinship",
+    "DataCollatorForExpressionRegression",
+    "DataCollatorForGenotypeMLM",
     "DataCollatorForHaplotypeMLM",
     "MAF_BIN_EDGES",
     "maf_bins",
     "original_mask_counts",
+    "genotype_labels",
     "stable_row_seed",
 ]

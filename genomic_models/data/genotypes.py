@@ -242,6 +242,35 @@ def read_vcf(
     return GenotypeMatrix(sample_names, variants, alleles, phased, source=source, info=info)
 
 
+def write_vcf(matrix: GenotypeMatrix, path: str | os.PathLike, index: bool = True) -> str:
+    """Write the calls as a VCF (bgzipped and tabix-indexed when the path ends in .gz), phased where they are."""
+    import pysam
+
+    target = os.fspath(path)
+    plain = target[:-3] if target.endswith(".gz") else target
+    ploidy = matrix.ploidy
+    with open(plain, "w") as handle:
+        handle.write("##fileformat=VCFv4.2\n##source=genomic_models\n")
+        for chrom in pd.unique(matrix.variants["chrom"]):
+            handle.write(f"##contig=<ID={chrom}>\n")
+        handle.write('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n')
+        handle.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" + "\t".join(matrix.samples) + "\n")
+        allele_text = np.where(matrix.alleles < 0, ".", matrix.alleles.astype(str))
+        for variant, row in enumerate(matrix.variants.itertuples(index=False)):
+            separators = np.where(matrix.phased[variant], "|", "/")
+            calls = allele_text[variant, :, 0]
+            for copy in range(1, ploidy):
+                calls = np.char.add(np.char.add(calls, separators), allele_text[variant, :, copy])
+            handle.write(f"{row.chrom}\t{row.pos}\t{row.id}\t{row.ref}\t{row.alt}\t.\tPASS\t.\tGT\t")
+            handle.write("\t".join(calls.tolist()) + "\n")
+    if target.endswith(".gz"):
+        pysam.tabix_compress(plain, target, force=True)
+        os.remove(plain)
+        if index:
+            pysam.tabix_index(target, preset="vcf", force=True)
+    return target
+
+
 def read_plink(path: str | os.PathLike, samples: Sequence[str] | None = None) -> GenotypeMatrix:
     """Read a PLINK 1 .bed/.bim/.fam fileset (give the .bed or the prefix) with bed-reader.
 
@@ -294,4 +323,4 @@ def read_plink(path: str | os.PathLike, samples: Sequence[str] | None = None) ->
     )
 
 
-__all__ = ["GenotypeMatrix", "read_vcf", "read_plink", "VARIANT_COLUMNS"]
+__all__ = ["GenotypeMatrix", "read_vcf", "read_plink", "write_vcf", "VARIANT_COLUMNS"]

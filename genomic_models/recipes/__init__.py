@@ -7,6 +7,7 @@ script itself stays the same for every architecture (`--model_type` picks the re
 from __future__ import annotations
 
 from .base import MaskedModelingRecipe
+from .expression import ExpressionData, ExpressionDataArguments, load_expression_data, load_genotype_chunks
 from .haplotype import HaplotypeDataArguments, HaplotypeMLMRecipe
 
 MLM_RECIPES: dict[str, type[MaskedModelingRecipe]] = {HaplotypeMLMRecipe.model_type: HaplotypeMLMRecipe}
@@ -18,4 +19,14 @@ def get_mlm_recipe(model_type: str) -> MaskedModelingRecipe:
     return MLM_RECIPES[model_type]()
 
 
-__all__ = ["MLM_RECIPES", "MaskedModelingRecipe", "HaplotypeDataArguments", "HaplotypeMLMRecipe", "get_mlm_recipe"]
+__all__ = [
+    "MLM_RECIPES",
+    "ExpressionData",
+    "ExpressionDataArguments",
+    "MaskedModelingRecipe",
+    "HaplotypeDataArguments",
+    "HaplotypeMLMRecipe",
+    "get_mlm_recipe",
+    "load_expression_data",
+    "load_genotype_chunks",
+]
