@@ -3,10 +3,11 @@
 Importing the package registers every architecture's config, models and tokenizer with the Auto classes.
 """
 
-from tokenization import GeneBinTokenizer, HaplotypeTokenizer
+from tokenization import GeneBinTokenizer, HaplotypeTokenizer, KinshipTokenizer
 
 from .cards import CardSpec, ModelCardContext, build_model_card, write_model_card
 from .errors import GenomicInputError
+from .hub import push_to_hub_with_card
 from .models.haplotype_dss import (
     HaplotypeDSSConfig,
     HaplotypeDSSForExpressionRegression,
@@ -20,6 +21,13 @@ from .models.polygene import (
     PolygeneForSequenceClassification,
     PolygeneModel,
     PolygenePreTrainedModel,
+)
+from .models.seq2king import (
+    Seq2KingConfig,
+    Seq2KingForKinshipRegression,
+    Seq2KingForPopulationClassification,
+    Seq2KingModel,
+    Seq2KingPreTrainedModel,
 )
 from .registry import ARCHITECTURES, register_architecture
 
@@ -109,6 +117,41 @@ register_architecture(
     ),
 )
 
+register_architecture(
+    Seq2KingConfig,
+    {"AutoModel": Seq2KingModel, "AutoModelForTokenClassification": Seq2KingForPopulationClassification},
+    tokenizer_class=KinshipTokenizer,
+    card=CardSpec(
+        template="seq2king.md",
+        task_type="kinship-regression",
+        task_name="Kinship regression over sequences of individuals",
+        pipeline_tag=None,
+        tags=("kinship", "king", "population-genetics", "seq2king", "1000-genomes"),
+        metrics={
+            "loss": ("mse", "Masked MSE of normalised kinship"),
+            "kinship_mse": ("mse", "MSE of normalised kinship"),
+            "kinship_mae": ("mae", "MAE of normalised kinship"),
+            "kinship_pearson": ("pearsonr", "Pearson r of predicted and true kinship"),
+        },
+        variants={
+            "Seq2KingForPopulationClassification": CardSpec(
+                template="seq2king.md",
+                task_type="token-classification",
+                task_name="Population of each individual in a sequence",
+                pipeline_tag="token-classification",
+                tags=("kinship", "population-genetics", "seq2king", "population-classification"),
+                metrics={"accuracy": ("accuracy", "Population accuracy per individual")},
+            )
+        },
+    ),
+)
+# No transformers Auto class fits a per-pair kinship head: its checkpoints still carry remote code, under an
+# auto_map key of their own (load with Seq2KingForKinshipRegression, or get_class_from_dynamic_module without the
+# package).
+Seq2KingForKinshipRegression._auto_class = "AutoModelForKinshipRegression"
+Seq2KingForKinshipRegression.model_card_writer = write_model_card
+Seq2KingForKinshipRegression.push_to_hub = push_to_hub_with_card
+
 __all__ = [
     "ARCHITECTURES",
     "CardSpec",
@@ -120,12 +163,18 @@ __all__ = [
     "HaplotypeDSSModel",
     "HaplotypeDSSPreTrainedModel",
     "HaplotypeTokenizer",
+    "KinshipTokenizer",
     "ModelCardContext",
     "PolygeneConfig",
     "PolygeneForMaskedLM",
     "PolygeneForSequenceClassification",
     "PolygeneModel",
     "PolygenePreTrainedModel",
+    "Seq2KingConfig",
+    "Seq2KingForKinshipRegression",
+    "Seq2KingForPopulationClassification",
+    "Seq2KingModel",
+    "Seq2KingPreTrainedModel",
     "build_model_card",
     "register_architecture",
     "write_model_card",

@@ -3,5 +3,6 @@ transformers and its siblings."""
 
 from .tokenization_gene_bin import GeneBinTokenizer
 from .tokenization_haplotype import HaplotypeTokenizer
+from .tokenization_kinship import KinshipTokenizer
 
-__all__ = ["GeneBinTokenizer", "HaplotypeTokenizer"]
+__all__ = ["GeneBinTokenizer", "HaplotypeTokenizer", "KinshipTokenizer"]

@@ -9,9 +9,11 @@ from .haplotype import (
     original_mask_counts,
     stable_row_seed,
 )
+from .kinship import DataCollatorForKinship
 from .single_cell import DataCollatorForPolygeneMLM, collate_cells
 
 __all__ = [
+    "DataCollatorForKinship",
     "DataCollatorForExpressionRegression",
     "DataCollatorForGenotypeMLM",
     "DataCollatorForHaplotypeMLM",

@@ -41,12 +41,44 @@ from .haplotypes import (
     split_by_individual,
     write_seed_layout,
 )
+from .kinship import (
+    KinshipMatrix,
+    read_kin0,
+    read_king,
+    read_kinship_csv,
+    read_sample_table,
+    sample_labels,
+    write_kin0,
+    write_king,
+)
+from .kinship_sequences import (
+    KinshipSequenceDataset,
+    PopulationSequenceDataset,
+    build_kinship_datasets,
+    kinship_targets,
+    person_sequences,
+    sequential_split,
+)
 from .simulate_expression import SimulatedExpression, place_genes, simulate_expression
 
 __all__ = [
     "Chunk",
     "ExpressionMatrix",
     "GenotypeMatrix",
+    "KinshipMatrix",
+    "KinshipSequenceDataset",
+    "PopulationSequenceDataset",
+    "build_kinship_datasets",
+    "kinship_targets",
+    "person_sequences",
+    "read_kin0",
+    "read_king",
+    "read_kinship_csv",
+    "read_sample_table",
+    "sample_labels",
+    "sequential_split",
+    "write_kin0",
+    "write_king",
     "HaplotypeCohort",
     "SimulatedExpression",
     "best_eqtl_per_gene",

@@ -5,9 +5,12 @@
 
 from pathlib import Path
 
+from .attention import PersonAttentionAccumulator, attention_statistics, permutation_test, same_group_share
+from .clustering import cluster_embeddings, clustering_scores, label_agreement
 from .expression import expression_metrics
 from .genotype import genotype_metrics, genotype_probabilities, paired_genotype_labels
 from .imputation import imputation_metrics, masked_accuracy, per_class_recall, per_snp_iqs, pooled_iqs
+from .kinship import kinship_regression_metrics, token_accuracy
 from .single_cell import (
     bin_confusion_matrix,
     classification_metrics,
@@ -28,6 +31,15 @@ __all__ = [
     "bin_confusion_matrix",
     "classification_metrics",
     "constrained_predictions",
+    "PersonAttentionAccumulator",
+    "attention_statistics",
+    "cluster_embeddings",
+    "clustering_scores",
+    "kinship_regression_metrics",
+    "label_agreement",
+    "permutation_test",
+    "same_group_share",
+    "token_accuracy",
     "evaluate_module_path",
     "expression_metrics",
     "genotype_metrics",
