@@ -3,10 +3,18 @@
 Importing the package registers every architecture's config, models and tokenizer with the Auto classes.
 """
 
-from tokenization import HaplotypeTokenizer
+from tokenization import GenotypeTokenizer, HaplotypeTokenizer
 
 from .cards import CardSpec, ModelCardContext, build_model_card, write_model_card
 from .errors import GenomicInputError
+from .models.gperceiver import (
+    GPerceiverConfig,
+    GPerceiverForContrastivePretraining,
+    GPerceiverForMaskedGenotypeModeling,
+    GPerceiverForPhenotypePrediction,
+    GPerceiverModel,
+    GPerceiverPreTrainedModel,
+)
 from .models.haplotype_dss import (
     HaplotypeDSSConfig,
     HaplotypeDSSForMaskedLM,
@@ -37,9 +45,42 @@ register_architecture(
     ),
 )
 
+register_architecture(
+    GPerceiverConfig,
+    {
+        "AutoModel": GPerceiverModel,
+        "AutoModelForMaskedLM": GPerceiverForMaskedGenotypeModeling,
+        "AutoModelForPreTraining": GPerceiverForContrastivePretraining,
+        "AutoModelForSequenceClassification": GPerceiverForPhenotypePrediction,
+    },
+    tokenizer_class=GenotypeTokenizer,
+    card=CardSpec(
+        template="gperceiver.md",
+        task_type="tabular-regression",
+        task_name="Genomic prediction of phenotypes across environments",
+        pipeline_tag="tabular-regression",
+        tags=("genomic-prediction", "perceiver", "genotype", "gperceiver"),
+        metrics={
+            "pearson_r": ("pearsonr", "Pearson r (mean over environments)"),
+            "spearman_r": ("spearmanr", "Spearman rho (mean over environments)"),
+            "mse": ("mse", "Mean squared error"),
+            "genotype_concordance": ("accuracy", "Masked genotype concordance"),
+            "dosage_r2": ("r_squared", "Masked dosage r2"),
+            "shared_count_accuracy": ("accuracy", "Shared-allele count accuracy"),
+        },
+    ),
+)
+
 __all__ = [
     "ARCHITECTURES",
     "CardSpec",
+    "GPerceiverConfig",
+    "GPerceiverForContrastivePretraining",
+    "GPerceiverForMaskedGenotypeModeling",
+    "GPerceiverForPhenotypePrediction",
+    "GPerceiverModel",
+    "GPerceiverPreTrainedModel",
+    "GenotypeTokenizer",
     "GenomicInputError",
     "HaplotypeDSSConfig",
     "HaplotypeDSSForMaskedLM",

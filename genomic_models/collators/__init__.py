@@ -1,5 +1,12 @@
 """Batch collators, one module per family of inputs: they turn dataset rows into model inputs (masking, padding)."""
 
+from .genotype import (
+    DataCollatorForMaskedGenotypeModeling,
+    DataCollatorForPhenotypes,
+    allele_frequency_log_weights,
+    gumbel_top_k,
+    target_logits,
+)
 from .haplotype import (
     MAF_BIN_EDGES,
     DataCollatorForHaplotypeMLM,
@@ -10,8 +17,13 @@ from .haplotype import (
 
 __all__ = [
     "DataCollatorForHaplotypeMLM",
+    "DataCollatorForMaskedGenotypeModeling",
+    "DataCollatorForPhenotypes",
     "MAF_BIN_EDGES",
+    "allele_frequency_log_weights",
+    "gumbel_top_k",
     "maf_bins",
     "original_mask_counts",
     "stable_row_seed",
+    "target_logits",
 ]

@@ -1,6 +1,22 @@
 """Readers, chunking and simulation shared by every architecture."""
 
 from .chunks import Chunk, gene_chunks, normalize_chrom, read_gene_table, tiled_chunks
+from .genotype_tables import (
+    GenotypeCodes,
+    GenotypeDataset,
+    PhenotypeTable,
+    assign_folds,
+    genotype_codes_from_matrix,
+    read_marker_codes,
+    read_marker_table,
+    read_phenotypes,
+    read_wide_phenotypes,
+    tokenizer_from_genotype_matrix,
+    tokenizer_from_marker_table,
+    write_marker_codes,
+    write_marker_table,
+    write_phenotypes,
+)
 from .genotypes import GenotypeMatrix, read_plink, read_vcf, write_vcf
 from .haplotypes import (
     chunk_sites,
@@ -14,7 +30,21 @@ from .haplotypes import (
 
 __all__ = [
     "Chunk",
+    "GenotypeCodes",
+    "GenotypeDataset",
     "GenotypeMatrix",
+    "PhenotypeTable",
+    "assign_folds",
+    "genotype_codes_from_matrix",
+    "read_marker_codes",
+    "read_marker_table",
+    "read_phenotypes",
+    "read_wide_phenotypes",
+    "tokenizer_from_genotype_matrix",
+    "tokenizer_from_marker_table",
+    "write_marker_codes",
+    "write_marker_table",
+    "write_phenotypes",
     "chunk_sites",
     "gene_chunks",
     "gene_vocabulary",

@@ -5,7 +5,9 @@
 
 from pathlib import Path
 
+from .genotype import masked_genotype_metrics, most_likely_genotypes, shared_allele_metrics
 from .imputation import imputation_metrics, masked_accuracy, per_class_recall, per_snp_iqs, pooled_iqs
+from .phenotype import pearson_r, phenotype_metrics
 
 
 def evaluate_module_path(name: str) -> str:
@@ -20,7 +22,12 @@ __all__ = [
     "evaluate_module_path",
     "imputation_metrics",
     "masked_accuracy",
+    "masked_genotype_metrics",
+    "most_likely_genotypes",
+    "pearson_r",
     "per_class_recall",
     "per_snp_iqs",
+    "phenotype_metrics",
     "pooled_iqs",
+    "shared_allele_metrics",
 ]

@@ -7,9 +7,13 @@ script itself stays the same for every architecture (`--model_type` picks the re
 from __future__ import annotations
 
 from .base import MaskedModelingRecipe
+from .gperceiver import GPerceiverMLMRecipe, GPerceiverPretrainingDataArguments
 from .haplotype import HaplotypeDataArguments, HaplotypeMLMRecipe
 
-MLM_RECIPES: dict[str, type[MaskedModelingRecipe]] = {HaplotypeMLMRecipe.model_type: HaplotypeMLMRecipe}
+MLM_RECIPES: dict[str, type[MaskedModelingRecipe]] = {
+    HaplotypeMLMRecipe.model_type: HaplotypeMLMRecipe,
+    GPerceiverMLMRecipe.model_type: GPerceiverMLMRecipe,
+}
 
 
 def get_mlm_recipe(model_type: str) -> MaskedModelingRecipe:
@@ -18,4 +22,12 @@ def get_mlm_recipe(model_type: str) -> MaskedModelingRecipe:
     return MLM_RECIPES[model_type]()
 
 
-__all__ = ["MLM_RECIPES", "MaskedModelingRecipe", "HaplotypeDataArguments", "HaplotypeMLMRecipe", "get_mlm_recipe"]
+__all__ = [
+    "MLM_RECIPES",
+    "GPerceiverMLMRecipe",
+    "GPerceiverPretrainingDataArguments",
+    "HaplotypeDataArguments",
+    "HaplotypeMLMRecipe",
+    "MaskedModelingRecipe",
+    "get_mlm_recipe",
+]
