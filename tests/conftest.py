@@ -13,6 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHAPEIT4_DIR = Path("/usr/share/doc/shapeit4/examples/test")
 REAL_PHASED_VCF = SHAPEIT4_DIR / "reference.vcf.gz"
 REAL_UNPHASED_VCF = SHAPEIT4_DIR / "unphased.vcf.gz"
+BOLT_LMM_EXAMPLES = Path("/usr/share/doc/bolt-lmm/examples/examples.tar.xz")
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -32,6 +33,15 @@ def real_phased_vcf() -> Path:
 @pytest.fixture(scope="session")
 def real_unphased_vcf() -> Path:
     return require_file(REAL_UNPHASED_VCF, "shapeit4-example")
+
+
+@pytest.fixture(scope="session")
+def bolt_lmm_example(tmp_path_factory) -> Path:
+    """PLINK prefix of BOLT-LMM's EUR_subset (379 x 54,051, chr17-22) with its two phenotype files, unpacked."""
+    from genomic_models.data.examples import extract_bolt_lmm_example
+
+    archive = require_file(BOLT_LMM_EXAMPLES, "bolt-lmm-example")
+    return extract_bolt_lmm_example(tmp_path_factory.mktemp("bolt_lmm"), archive)
 
 
 @pytest.fixture(scope="session")

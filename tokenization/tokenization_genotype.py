@@ -111,6 +111,11 @@ class GenotypeTokenizer(PreTrainedTokenizer):
         if self.num_alleles**self.ploidy >= 2**62:
             raise ValueError(f"ploidy {ploidy} with {num_alleles} alleles overflows the int64 genotype keys")
         self._keys = self._decoder.astype(np.int64) @ self._radix
+        # Dense key -> code table when the key space is small (always for diploid/tetraploid with few alleles).
+        self._key_table = None
+        if self.num_alleles**self.ploidy <= 2**24:
+            self._key_table = np.full(self.num_alleles**self.ploidy, -1, dtype=np.int32)
+            self._key_table[self._keys] = np.arange(len(self._keys), dtype=np.int32)
         self._tokens = [self._genotype_string(row) for row in self._decoder]
         self._vocab = {token: index for index, token in enumerate(self._tokens)}
         if marker_table_file is not None and marker_table is not None:
@@ -249,29 +254,49 @@ class GenotypeTokenizer(PreTrainedTokenizer):
     # ----------------------------------------------------------------------------------------------------------------
     # vectorised encoding and decoding
     def encode_allele_sets(self, alleles: np.ndarray, source: str = "input") -> np.ndarray:
-        """(..., ploidy) alleles in decoder numbering (0 missing, 1..A-1) -> (...) int64 codes; order is ignored."""
+        """(..., ploidy) alleles in decoder numbering (0 missing, 1..A-1) -> (...) int32 codes; order is ignored.
+
+        Vectorised without sorting along the tiny ploidy axis: a compare-swap network orders the copies, the sorted
+        tuple becomes a base-num_alleles key, and a dense table (or a binary search for huge key spaces) maps it.
+        """
         alleles = np.asarray(alleles)
         if alleles.shape[-1:] != (self.ploidy,):
             raise ValueError(
                 f"{source}: ploidy mismatch: alleles have shape {alleles.shape}, tokenizer ploidy is {self.ploidy}"
             )
-        bad = (alleles < 0) | (alleles >= self.num_alleles)
-        if bad.any():
+        if alleles.size and (alleles.min() < 0 or alleles.max() >= self.num_alleles):
+            bad = (alleles < 0) | (alleles >= self.num_alleles)
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             raise ValueError(
                 f"{source}: allele {int(alleles[where])} at index {where[:-1]} is outside 0..{self.num_alleles - 1}: "
                 f"the tokenizer has num_alleles={self.num_alleles} (missing + {self.num_alleles - 1} alleles)"
             )
-        keys = np.sort(alleles.astype(np.int64), axis=-1) @ self._radix
-        return np.searchsorted(self._keys, keys)
+        dtype = np.int32 if self._keys[-1] < 2**31 else np.int64
+        if self.ploidy <= 8:
+            copies = [alleles[..., index].astype(dtype) for index in range(self.ploidy)]
+            for end in range(self.ploidy - 1, 0, -1):  # bubble-sort network: elementwise min/max of whole arrays
+                for index in range(end):
+                    low = np.minimum(copies[index], copies[index + 1])
+                    copies[index + 1] = np.maximum(copies[index], copies[index + 1])
+                    copies[index] = low
+        else:
+            ordered = np.sort(alleles.astype(dtype), axis=-1)
+            copies = [ordered[..., index] for index in range(self.ploidy)]
+        keys = copies[0]
+        for copy in copies[1:]:
+            keys = keys * self.num_alleles + copy
+        if self._key_table is not None:
+            return self._key_table[keys]
+        return np.searchsorted(self._keys, keys).astype(np.int64)
 
     def encode_vcf_alleles(self, alleles: np.ndarray, source: str = "input") -> np.ndarray:
         """(..., ploidy) VCF allele indices (-1 missing, 0 REF, k k-th ALT) -> (...) codes."""
         alleles = np.asarray(alleles)
-        if (alleles < -1).any():
+        if alleles.size and alleles.min() < -1:
             where = tuple(int(i) for i in np.argwhere(alleles < -1)[0])
             raise ValueError(f"{source}: invalid VCF allele index {int(alleles[where])} at {where[:-1]}")
-        return self.encode_allele_sets(alleles.astype(np.int64) + 1, source=source)
+        shifted = alleles.astype(np.int16 if self.num_alleles < 2**15 else np.int64) + 1
+        return self.encode_allele_sets(shifted, source=source)
 
     def decode_codes(self, codes: np.ndarray) -> np.ndarray:
         """(...) codes -> (..., ploidy) sorted alleles in decoder numbering (0 = missing)."""

@@ -1,6 +1,7 @@
 """Readers, chunking and simulation shared by every architecture."""
 
 from .chunks import Chunk, gene_chunks, normalize_chrom, read_gene_table, tiled_chunks
+from .examples import extract_bolt_lmm_example
 from .genotype_tables import (
     GenotypeCodes,
     GenotypeDataset,
@@ -46,6 +47,7 @@ __all__ = [
     "write_marker_table",
     "write_phenotypes",
     "chunk_sites",
+    "extract_bolt_lmm_example",
     "gene_chunks",
     "gene_vocabulary",
     "haplotype_dataset",
