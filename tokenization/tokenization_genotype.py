@@ -130,7 +130,7 @@ class GenotypeTokenizer(PreTrainedTokenizer):
             sort_markers=sort_markers,
             pad_token=pad_token or missing,
             mask_token=mask_token or missing,
-            model_max_length=model_max_length or max(self.num_markers, 1),
+            model_max_length=model_max_length or self.num_markers or 10**9,
             **kwargs,
         )
 
