@@ -324,5 +324,10 @@ def enable_best_model_tracking(training_args) -> None:
         training_args.save_total_limit = 2
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console entry point: run without returning the trainer (a returned object would become the exit status)."""
     main()
+
+
+if __name__ == "__main__":
+    cli()
