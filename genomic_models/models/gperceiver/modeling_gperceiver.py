@@ -229,6 +229,9 @@ class GPerceiverEncoder(nn.Module):
             GPerceiverCrossAttention(config, config.hidden_size, config.token_embedding_size) for _ in range(num_cross)
         )
         self.self_attentions = nn.ModuleList(GPerceiverSelfAttention(config) for _ in range(num_self))
+        # Shared cross-attention weights see the same tokens in every iteration, so their keys and values are
+        # projected once. False recomputes them per iteration, as the original did (same result, for benchmarks).
+        self.reuse_shared_key_values = True
 
     def forward(
         self,
@@ -242,7 +245,7 @@ class GPerceiverEncoder(nn.Module):
         hidden_states = [latents] if output_hidden_states else None
         self_weights, cross_weights = ([] if output_attentions else None), ([] if output_attentions else None)
         for cross_index, self_indices in zip(self.cross_schedule, self.self_schedule):
-            if cross_index not in key_values:  # shared weights see the same tokens: project them once
+            if cross_index not in key_values or not self.reuse_shared_key_values:
                 key_values[cross_index] = self.cross_attentions[cross_index].project_key_value(tokens)
             latents, weights = self.cross_attentions[cross_index](
                 latents, key_values[cross_index], key_padding_mask, output_attentions
