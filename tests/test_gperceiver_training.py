@@ -2,6 +2,9 @@
 cv rows, predictions over every genotype x block, --params precedence, PLINK + wide phenotype input, run_mlm."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +20,11 @@ from genomic_models.data import (
     write_marker_table,
 )
 from genomic_models.errors import GenomicInputError
+from genomic_models.models.gperceiver import GPerceiverConfig
+from genomic_models.recipes.gperceiver import settings_for_checkpoint
 from training_scripts import run_gperceiver_finetune, run_gperceiver_pretrain
+
+HELPER = Path(__file__).parent / "helpers" / "run_gperceiver_and_dump.py"
 
 TINY_PARAMS = {
     "allele_embed_dim": 16,
@@ -343,3 +350,57 @@ def json_file(folder, values) -> str:
     path = folder / "params.json"
     path.write_text(json.dumps(values))
     return str(path)
+
+
+def test_a_checkpoint_fixes_the_network_shape():
+    config = GPerceiverConfig(chromosome_names=["1"], marker_chromosomes=[0], marker_positions=[1.0], num_latents=8)
+    settings = settings_for_checkpoint(
+        config, {"num_latents": 8, "phenotype_loss": "mae", "num_blocks": 3}, ("num_blocks",)
+    )
+    assert settings == {"phenotype_loss": "mae", "num_blocks": 3}
+    with pytest.raises(ValueError, match=r"fixed by the checkpoint: num_latents=16 \(checkpoint: 8\)"):
+        settings_for_checkpoint(config, {"num_latents": 16})
+
+
+def test_finetuning_on_two_processes_keeps_ranks_identical(seed_layout, tmp_path, subprocess_env):
+    output, predictions = tmp_path / "ddp", tmp_path / "predictions.tsv"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29541",
+        str(HELPER),
+        "training_scripts.run_gperceiver_finetune",
+        "--phenotypes_file",
+        str(seed_layout / "phenos.tsv"),
+        "--chroms_file",
+        str(seed_layout / "chroms.tsv"),
+        "--markers_file",
+        str(seed_layout / "markers.tsv"),
+        "--params",
+        str(seed_layout / "params.json"),
+        "--cv",
+        "1",
+        "--output_dir",
+        str(output),
+        "--do_train",
+        "--max_steps",
+        "4",
+        "--ddp_backend",
+        "gloo",
+        "--per_device_train_batch_size",
+        "8",
+        "--predictions_file",
+        str(predictions),
+        *COMMON,
+    ]
+    result = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    rank0, rank1 = load_file(output / "rank0_of_2.safetensors"), load_file(output / "rank1_of_2.safetensors")
+    assert json.loads((output / "rank0_of_2.json").read_text())["world_size"] == 2
+    assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)
+    table = pd.read_csv(predictions, sep="\t")  # written once, by rank 0, for every genotype x block
+    assert len(table) == 379 * 2 and table["prediction"].notna().all()

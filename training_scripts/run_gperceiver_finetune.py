@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import transformers
-from transformers import AutoTokenizer, EarlyStoppingCallback, HfArgumentParser, set_seed
+from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback, HfArgumentParser, set_seed
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
 
 import genomic_models  # noqa: F401  (registers the architectures)
@@ -47,6 +47,7 @@ from genomic_models.recipes.gperceiver import (
     load_genotypes,
     read_params,
     resolve_config_kwargs,
+    settings_for_checkpoint,
 )
 from genomic_models.training import GenomicTrainer
 
@@ -177,11 +178,10 @@ def main(argv: list[str] | None = None):
 
     head_fields = {"num_blocks": phenotypes.num_blocks, "block_names": phenotypes.block_names}
     if checkpoint:
-        fixed = {"ploidy", "num_alleles", "marker_chromosomes", "marker_positions"} & set(config_kwargs)
-        if fixed:
-            raise ValueError(f"{sorted(fixed)} are fixed by the pretrained checkpoint {checkpoint}; drop them")
+        saved = AutoConfig.from_pretrained(checkpoint, trust_remote_code=model_args.trust_remote_code)
+        settings = settings_for_checkpoint(saved, config_kwargs, adjustable=("num_blocks", "block_strategy"))
         model = GPerceiverForPhenotypePrediction.from_pretrained(
-            checkpoint, trust_remote_code=model_args.trust_remote_code, **{**config_kwargs, **head_fields}
+            checkpoint, trust_remote_code=model_args.trust_remote_code, **{**settings, **head_fields}
         )
     else:
         model = GPerceiverForPhenotypePrediction(
@@ -272,11 +272,13 @@ def main(argv: list[str] | None = None):
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
         card.eval_results = {key: value for key, value in metrics.items() if isinstance(value, float)}
-    if training_args.should_save:
-        trainer.save_model()
+    if training_args.do_train:
+        trainer.save_model()  # on every rank: Trainer decides who writes (DeepSpeed/FSDP gather on all of them)
         trainer.create_model_card()
-    if data_args.predictions_file and trainer.is_world_process_zero():
-        write_predictions(data_args.predictions_file, trainer, genotypes, phenotypes)
+    if data_args.predictions_file:
+        predictions = predict_all(trainer, genotypes)  # every rank takes part in the gather
+        if trainer.is_world_process_zero():
+            write_predictions(data_args.predictions_file, predictions, genotypes, phenotypes)
     if training_args.push_to_hub:
         trainer.push_to_hub(model_name=training_args.hub_model_id)
     return trainer
@@ -289,9 +291,8 @@ def predict_all(trainer: GenomicTrainer, genotypes) -> np.ndarray:
     return predictions[0] if isinstance(predictions, tuple) else predictions
 
 
-def write_predictions(path: str, trainer: GenomicTrainer, genotypes, phenotypes: PhenotypeTable) -> pd.DataFrame:
+def write_predictions(path: str, predictions: np.ndarray, genotypes, phenotypes: PhenotypeTable) -> pd.DataFrame:
     """Every genotype x block with the observed response (NaN when unobserved), its cv value and the prediction."""
-    predictions = predict_all(trainer, genotypes)
     blocks = phenotypes.num_blocks
     table = pd.DataFrame(
         {

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 
 import transformers
-from transformers import AutoTokenizer, EarlyStoppingCallback, HfArgumentParser, set_seed
+from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback, HfArgumentParser, set_seed
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
 
 import genomic_models  # noqa: F401  (registers the architectures)
@@ -37,6 +37,7 @@ from genomic_models.recipes.gperceiver import (
     GPerceiverPretrainingDataArguments,
     read_params,
     resolve_config_kwargs,
+    settings_for_checkpoint,
 )
 from genomic_models.training import GenomicTrainer
 
@@ -134,10 +135,9 @@ def main(argv: list[str] | None = None):
     logger.info("genotypes: %s", prepared.inputs.description)
 
     if checkpoint:
-        shape_fields = set(GPerceiverConfig.checkpoint_required_fields) & set(config_kwargs)
-        if shape_fields:
-            raise ValueError(f"{sorted(shape_fields)} are fixed by the checkpoint {checkpoint}; drop them")
-        model = model_class.from_pretrained(checkpoint, trust_remote_code=model_args.trust_remote_code, **config_kwargs)
+        saved = AutoConfig.from_pretrained(checkpoint, trust_remote_code=model_args.trust_remote_code)
+        settings = settings_for_checkpoint(saved, config_kwargs)
+        model = model_class.from_pretrained(checkpoint, trust_remote_code=model_args.trust_remote_code, **settings)
     else:
         data_fields = tokenizer.model_config_kwargs()
         model = model_class(GPerceiverConfig(**{**config_kwargs, **data_fields}))

@@ -149,6 +149,25 @@ def resolve_config_kwargs(params: dict, overrides: str | None = None, **command_
     return kwargs
 
 
+def settings_for_checkpoint(config, config_kwargs: dict, adjustable: tuple[str, ...] = ()) -> dict:
+    """The config kwargs that may be applied on top of a checkpoint's `config`.
+
+    Shape-defining fields (the marker table, ploidy, widths, depths...) are fixed by the checkpoint: equal values
+    (e.g. the same params.json passed again) are dropped, different ones are an error naming them. Fields listed in
+    `adjustable` (a new head's block count or strategy) pass through.
+    """
+    fixed = set(GPerceiverConfig.checkpoint_required_fields) - set(adjustable)
+    conflicts = {
+        name: (value, getattr(config, name))
+        for name, value in config_kwargs.items()
+        if name in fixed and value != getattr(config, name)
+    }
+    if conflicts:
+        described = ", ".join(f"{name}={new!r} (checkpoint: {old!r})" for name, (new, old) in sorted(conflicts.items()))
+        raise ValueError(f"these parameters are fixed by the checkpoint: {described}")
+    return {name: value for name, value in config_kwargs.items() if name not in fixed}
+
+
 def load_genotypes(
     args: GenotypeDataArguments,
     tokenizer: GenotypeTokenizer | None = None,
@@ -332,6 +351,7 @@ def _read_lines(path: str) -> list[str]:
 
 
 __all__ = [
+    "settings_for_checkpoint",
     "GPerceiverFinetuningArguments",
     "GPerceiverMLMRecipe",
     "GPerceiverPretrainingArguments",
