@@ -27,6 +27,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_gperceiver_"))
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    load_at_start = os.getloadavg()[0]
 
     prefix = extract_bolt_lmm_example(work / "bolt")
     matrix, phenotypes = load_cohort(prefix)
@@ -373,7 +375,9 @@ def main(argv: list[str] | None = None) -> None:
             "every iteration as the original did:",
             markdown_table(["model", "SNPs", "batch", "reused K/V", "recomputed K/V", "speed-up"], throughput),
             markdown_table(["stage", "seconds"], [[key, f"{value:.0f}"] for key, value in timings.items()]),
-            f"Whole run: {elapsed / 60:.1f} minutes. {conclusion(scores, ridge_subset, folds_run)}",
+            f"Whole run: {elapsed / 60:.1f} minutes; 1-minute load average {load_at_start:.1f} at the start and "
+            f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} CPUs (other processes share the machine, so "
+            f"throughput varies between runs). {conclusion(scores, ridge_subset, folds_run)}",
         ]
     )
     if args.no_record:
