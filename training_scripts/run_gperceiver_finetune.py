@@ -30,7 +30,7 @@ from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback, HfArg
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
 
 import genomic_models  # noqa: F401  (registers the architectures)
-from genomic_models.collators.genotype import DataCollatorForPhenotypes
+from genomic_models.collators.genotype_codes import DataCollatorForPhenotypes
 from genomic_models.data.genotype_tables import (
     GenotypeDataset,
     PhenotypeTable,

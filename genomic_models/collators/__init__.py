@@ -1,6 +1,6 @@
 """Batch collators, one module per family of inputs: they turn dataset rows into model inputs (masking, padding)."""
 
-from .genotype import (
+from .genotype_codes import (
     DataCollatorForMaskedGenotypeModeling,
     DataCollatorForPhenotypes,
     allele_frequency_log_weights,

@@ -5,7 +5,7 @@
 
 from pathlib import Path
 
-from .genotype import masked_genotype_metrics, most_likely_genotypes, shared_allele_metrics
+from .allele_counts import masked_genotype_metrics, most_likely_genotypes, shared_allele_metrics
 from .imputation import imputation_metrics, masked_accuracy, per_class_recall, per_snp_iqs, pooled_iqs
 from .phenotype import pearson_r, phenotype_metrics
 

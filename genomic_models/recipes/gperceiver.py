@@ -17,7 +17,7 @@ from transformers.trainer_utils import SchedulerType
 from tokenization.tokenization_genotype import GenotypeTokenizer
 
 from ..cards import ModelCardContext
-from ..collators.genotype import DataCollatorForMaskedGenotypeModeling, allele_frequency_log_weights
+from ..collators.genotype_codes import DataCollatorForMaskedGenotypeModeling, allele_frequency_log_weights
 from ..data.genotype_tables import (
     GenotypeCodes,
     GenotypeDataset,
@@ -29,7 +29,7 @@ from ..data.genotype_tables import (
 )
 from ..data.genotypes import read_plink, read_vcf
 from ..errors import GenomicInputError
-from ..metrics.genotype import masked_genotype_metrics, shared_allele_metrics
+from ..metrics.allele_counts import masked_genotype_metrics, shared_allele_metrics
 from ..models.gperceiver.configuration_gperceiver import GPerceiverConfig, translate_original_params
 from .base import MaskedModelingRecipe, PreparedData
 
