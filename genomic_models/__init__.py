@@ -17,6 +17,7 @@ from .models.gperceiver import (
 )
 from .models.haplotype_dss import (
     HaplotypeDSSConfig,
+    HaplotypeDSSForExpressionRegression,
     HaplotypeDSSForMaskedLM,
     HaplotypeDSSModel,
     HaplotypeDSSPreTrainedModel,
@@ -27,7 +28,13 @@ __version__ = "0.1.0"
 
 register_architecture(
     HaplotypeDSSConfig,
-    {"AutoModel": HaplotypeDSSModel, "AutoModelForMaskedLM": HaplotypeDSSForMaskedLM},
+    {
+        "AutoModel": HaplotypeDSSModel,
+        "AutoModelForMaskedLM": HaplotypeDSSForMaskedLM,
+        # Regression on the sequence (a person's two haplotypes of a gene) is transformers' sequence-classification
+        # task with problem_type="regression".
+        "AutoModelForSequenceClassification": HaplotypeDSSForExpressionRegression,
+    },
     tokenizer_class=HaplotypeTokenizer,
     card=CardSpec(
         template="haplotype-dss.md",
@@ -41,6 +48,22 @@ register_architecture(
             "iqs_pooled": ("iqs", "IQS pooled over masked sites"),
             "recall_R": ("recall", "Recall of reference alleles"),
             "recall_A": ("recall", "Recall of alternative alleles"),
+            "genotype_accuracy": ("accuracy", "Genotype (0/1/2) accuracy"),
+            "genotype_iqs_per_snp": ("iqs", "Genotype IQS per SNP (3x3, Lin et al. 2010)"),
+        },
+        variants={
+            "HaplotypeDSSForExpressionRegression": CardSpec(
+                template="haplotype-dss.md",
+                task_type="text-classification",
+                task_name="Gene expression regression",
+                pipeline_tag=None,
+                tags=("haplotype", "gene-expression", "eqtl", "state-space-model", "lm-eqtl"),
+                metrics={
+                    "r2": ("r_squared", "R² of held-out individuals (mean over genes)"),
+                    "pearson_r": ("pearsonr", "Pearson r (mean over genes)"),
+                    "mse": ("mse", "Mean squared error (standardised expression)"),
+                },
+            )
         },
     ),
 )
@@ -64,9 +87,33 @@ register_architecture(
             "pearson_r": ("pearsonr", "Pearson r (mean over environments)"),
             "spearman_r": ("spearmanr", "Spearman rho (mean over environments)"),
             "mse": ("mse", "Mean squared error"),
-            "genotype_concordance": ("accuracy", "Masked genotype concordance"),
-            "dosage_r2": ("r_squared", "Masked dosage r2"),
-            "shared_count_accuracy": ("accuracy", "Shared-allele count accuracy"),
+            "accuracy": ("accuracy", "Accuracy (binary traits)"),
+            "roc_auc": ("roc_auc", "ROC AUC (binary traits)"),
+        },
+        variants={
+            "GPerceiverForMaskedGenotypeModeling": CardSpec(
+                template="gperceiver.md",
+                task_type="genotype-imputation",
+                task_name="Masked genotype modelling",
+                pipeline_tag=None,
+                tags=("genotype-imputation", "perceiver", "genotype", "gperceiver"),
+                metrics={
+                    "genotype_concordance": ("accuracy", "Masked genotype concordance"),
+                    "dosage_r2": ("r_squared", "Masked dosage r2"),
+                    "bit_accuracy": ("accuracy", "Thermometer bit accuracy"),
+                },
+            ),
+            "GPerceiverForContrastivePretraining": CardSpec(
+                template="gperceiver.md",
+                task_type="genotype-contrast",
+                task_name="Twinned contrastive pretraining (shared-allele counts)",
+                pipeline_tag=None,
+                tags=("contrastive", "perceiver", "genotype", "gperceiver"),
+                metrics={
+                    "shared_count_accuracy": ("accuracy", "Shared-allele count accuracy"),
+                    "genotype_concordance": ("accuracy", "Masked genotype concordance"),
+                },
+            ),
         },
     ),
 )
@@ -83,6 +130,7 @@ __all__ = [
     "GenotypeTokenizer",
     "GenomicInputError",
     "HaplotypeDSSConfig",
+    "HaplotypeDSSForExpressionRegression",
     "HaplotypeDSSForMaskedLM",
     "HaplotypeDSSModel",
     "HaplotypeDSSPreTrainedModel",

@@ -26,6 +26,9 @@ class CardSpec:
     tags: tuple[str, ...]
     # metric key in evaluation output -> (hub metric type, human name)
     metrics: dict[str, tuple[str, str]]
+    # Another spec for a checkpoint of one head, keyed by the model class name (e.g. a regression head of an
+    # architecture whose default card is for masked modelling). The template receives `architecture` as well.
+    variants: dict[str, CardSpec] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,12 +69,17 @@ def _slug(text: str) -> str:
     return "".join(char if char.isalnum() else "-" for char in text.lower()).strip("-") or "dataset"
 
 
-def build_model_card(config, context: ModelCardContext | None = None) -> ModelCard:
-    """Render the card of a config's architecture with a run's context."""
+def build_model_card(config, context: ModelCardContext | None = None, architecture: str | None = None) -> ModelCard:
+    """Render the card of a config's architecture with a run's context.
+
+    `architecture` (the model class name; default `config.architectures[0]`) selects a head's card variant.
+    """
     context = context or ModelCardContext()
     if config.model_type not in CARD_SPECS:
         raise KeyError(f"no model card template registered for model_type {config.model_type!r}")
+    architecture = architecture or (getattr(config, "architectures", None) or [None])[0]
     spec = CARD_SPECS[config.model_type]
+    spec = spec.variants.get(architecture, spec)
     eval_results = []
     for key, value in context.eval_results.items():
         name = key.removeprefix("eval_")
@@ -110,13 +118,14 @@ def build_model_card(config, context: ModelCardContext | None = None) -> ModelCa
         context=context,
         results=[(result.metric_name, result.metric_value) for result in eval_results],
         training=context.training,
+        architecture=architecture,
     )
 
 
 def write_model_card(model, save_directory: str | os.PathLike, context: ModelCardContext | None = None) -> Path:
     """Write README.md for `model` into `save_directory`; the context defaults to `model.card_context`."""
     context = context or getattr(model, "card_context", None)
-    card = build_model_card(model.config, context)
+    card = build_model_card(model.config, context, architecture=type(model).__name__)
     path = Path(save_directory) / "README.md"
     card.save(path)
     return path

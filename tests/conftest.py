@@ -73,3 +73,82 @@ def subprocess_env(tmp_path) -> dict:
 @pytest.fixture
 def python_executable() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def chr20_expression(real_phased_vcf, tmp_path_factory):
+    """Real 1000 Genomes chr20 genotypes (20:1.0-1.3 Mb: 300 people, 690 common SNPs), 3 genes placed by the expression
+    simulator with 64-SNP chunks, and expression simulated from 2 causal SNPs per gene with h² = 0.8 (seed 0)."""
+    from types import SimpleNamespace
+
+    from genomic_models.data import (
+        load_haplotype_cohort,
+        place_genes,
+        read_vcf,
+        select_common_snps,
+        simulate_expression,
+    )
+
+    out = tmp_path_factory.mktemp("chr20_expression")
+    region, window, max_variants = "20:1000000-1300000", 30_000, 64
+    genes = place_genes(select_common_snps(read_vcf(real_phased_vcf, region=region)).variants, 3, seed=0, margin=window)
+    genes.to_csv(out / "genes.tsv", sep="\t", index=False)
+    cohort = load_haplotype_cohort(
+        real_phased_vcf, gene_table=genes, region=region, window=window, max_variants=max_variants
+    )
+    simulated = simulate_expression(cohort.matrix, cohort.chunks, n_causal=2, heritability=0.8, seed=0)
+    paths = simulated.write(out)
+    return SimpleNamespace(
+        vcf=real_phased_vcf,
+        region=region,
+        window=window,
+        max_variants=max_variants,
+        dir=out,
+        genes=out / "genes.tsv",
+        cohort=cohort,
+        simulated=simulated,
+        expression=paths["expression"],
+        causal=paths["causal"],
+        data_args=[
+            "--vcf_file",
+            str(real_phased_vcf),
+            "--region",
+            region,
+            "--gene_table",
+            str(out / "genes.tsv"),
+            "--window",
+            str(window),
+            "--max_variants",
+            str(max_variants),
+        ],
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_haplotype_checkpoint(chr20_expression, tmp_path_factory):
+    """An untrained tiny masked-LM checkpoint (with tokenizer) whose genes are those of `chr20_expression`."""
+    from genomic_models import HaplotypeDSSConfig, HaplotypeDSSForMaskedLM, HaplotypeTokenizer
+
+    torch.manual_seed(0)
+    config = HaplotypeDSSConfig(
+        hidden_size=8,
+        num_hidden_layers=2,
+        state_size=4,
+        num_residual_blocks=1,
+        gene_vocab=[chunk.label for chunk in chr20_expression.cohort.chunks],
+        max_variants=chr20_expression.max_variants,
+    )
+    path = tmp_path_factory.mktemp("tiny_mlm") / "checkpoint"
+    HaplotypeDSSForMaskedLM(config).save_pretrained(path)
+    HaplotypeTokenizer(model_max_length=chr20_expression.max_variants).save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def torch_single_thread():
+    """One intra-op thread for tests of tiny models: their convolutions gain nothing from two, and on a loaded machine
+    OpenMP's second thread turns each millisecond-sized op into tens of milliseconds of waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

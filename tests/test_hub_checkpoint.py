@@ -22,11 +22,13 @@ import sys
 sys.modules["genomic_models"] = None
 sys.modules["tokenization"] = None
 import numpy as np, torch
-from transformers import AutoModelForMaskedLM, AutoModel, AutoTokenizer, AutoConfig
+from transformers import AutoModelForMaskedLM, AutoModel, AutoTokenizer, AutoConfig, AutoModelForSequenceClassification
 path = sys.argv[1]
 config = AutoConfig.from_pretrained(path, trust_remote_code=True)
 model = AutoModelForMaskedLM.from_pretrained(path, trust_remote_code=True).eval()
 base = AutoModel.from_pretrained(path, trust_remote_code=True)
+expression = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True)
+assert type(expression).__name__ == "HaplotypeDSSForExpressionRegression", type(expression)
 tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
 batch = tokenizer(["RFMBRRFBMR" * 3, "BBRRFMRRBB" * 3], phase=1, return_tensors="pt")
 with torch.no_grad():
@@ -73,6 +75,7 @@ def test_checkpoint_holds_safetensors_auto_map_and_sources(checkpoint):
         "AutoConfig": "configuration_haplotype_dss.HaplotypeDSSConfig",
         "AutoModel": "modeling_haplotype_dss.HaplotypeDSSModel",
         "AutoModelForMaskedLM": "modeling_haplotype_dss.HaplotypeDSSForMaskedLM",
+        "AutoModelForSequenceClassification": "modeling_haplotype_dss.HaplotypeDSSForExpressionRegression",
     }
     tokenizer_config = json.loads((path / "tokenizer_config.json").read_text())
     assert tokenizer_config["auto_map"]["AutoTokenizer"][0] == "tokenization_haplotype.HaplotypeTokenizer"

@@ -63,5 +63,10 @@ def test_real_chr20_panel_becomes_haplotype_batches(real_phased_vcf):
 def test_quickstart_trains_saves_and_reloads(tmp_path):
     summary = quickstart(["--output_dir", str(tmp_path / "qs"), "--epochs", "1", "--samples_per_population", "15"])
     assert summary["reload_reproduces_outputs"] and summary["remote_code_load"]
-    assert set(summary["auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForMaskedLM"}
+    assert set(summary["auto_map"]) == {
+        "AutoConfig",
+        "AutoModel",
+        "AutoModelForMaskedLM",
+        "AutoModelForSequenceClassification",
+    }
     assert 0 < summary["eval_masked_accuracy"] <= 1

@@ -1,5 +1,7 @@
 """Batch collators, one module per family of inputs: they turn dataset rows into model inputs (masking, padding)."""
 
+from .expression import DataCollatorForExpressionRegression
+from .genotype import DataCollatorForGenotypeMLM, genotype_labels
 from .genotype_codes import (
     DataCollatorForMaskedGenotypeModeling,
     DataCollatorForPhenotypes,
@@ -16,11 +18,14 @@ from .haplotype import (
 )
 
 __all__ = [
+    "DataCollatorForExpressionRegression",
+    "DataCollatorForGenotypeMLM",
     "DataCollatorForHaplotypeMLM",
     "DataCollatorForMaskedGenotypeModeling",
     "DataCollatorForPhenotypes",
     "MAF_BIN_EDGES",
     "allele_frequency_log_weights",
+    "genotype_labels",
     "gumbel_top_k",
     "maf_bins",
     "original_mask_counts",

@@ -103,17 +103,8 @@ class DataCollatorForHaplotypeMLM:
         letters = self.tokenizer.phased_letters([feature["genotype"] for feature in features])
         rows, labels, genes = [], [], []
         for feature, phased in zip(features, letters):
-            rng = (
-                stable_row_seed(self.seed, str(feature.get("sample_id")), str(feature.get("chunk")))
-                if self.deterministic
-                else self._rng
-            )
-            frequency = np.asarray(feature.get("allele_frequency", ()), dtype=np.float64)
-            if self.masking == "maf_stratified" and len(frequency) != len(phased):
-                raise ValueError(
-                    f"row {feature.get('sample_id')}:{feature.get('chunk')} has {len(phased)} sites but "
-                    f"{len(frequency)} allele frequencies"
-                )
+            rng = self._row_rng(feature)
+            frequency = self._allele_frequency(feature, len(phased))
             copies = (
                 (0, 1)
                 if self.phase == "both"
@@ -137,20 +128,45 @@ class DataCollatorForHaplotypeMLM:
             raise KeyError(f"chunk {chunk!r} is not in the model's gene vocabulary ({len(self._gene_index)} genes)")
         return self._gene_index[chunk]
 
+    def _row_rng(self, feature: dict) -> np.random.Generator:
+        if self.deterministic:
+            return stable_row_seed(self.seed, str(feature.get("sample_id")), str(feature.get("chunk")))
+        return self._rng
+
+    def _allele_frequency(self, feature: dict, length: int) -> np.ndarray:
+        frequency = np.asarray(feature.get("allele_frequency", ()), dtype=np.float64)
+        if self.masking == "maf_stratified" and len(frequency) != length:
+            raise ValueError(
+                f"row {feature.get('sample_id')}:{feature.get('chunk')} has {length} sites but "
+                f"{len(frequency)} allele frequencies"
+            )
+        return frequency
+
     def _mask(self, ids: np.ndarray, frequency: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        labels = np.full_like(ids, -100)
-        if 2 * self.frame >= len(ids):
-            return ids, labels
-        candidates = np.arange(self.frame, len(ids) - self.frame)
-        candidates = candidates[ids[candidates] != self.tokenizer.convert_tokens_to_ids("N")]
+        groups = self._select_targets(ids != self.tokenizer.convert_tokens_to_ids("N"), frequency, rng)
+        return self._corrupt(ids, groups, rng)
+
+    def _select_targets(
+        self, scorable: np.ndarray, frequency: np.ndarray, rng: np.random.Generator
+    ) -> list[np.ndarray]:
+        """(mask-token, random-letter, unchanged) target sites among the scorable sites inside the frame."""
+        if 2 * self.frame >= len(scorable):
+            return [np.zeros(0, np.int64)] * 3
+        candidates = np.arange(self.frame, len(scorable) - self.frame)
+        candidates = candidates[scorable[candidates]]
         if self.masking == "maf_stratified":
             bins = maf_bins(frequency[candidates])
             chosen = [self._choose(candidates[bins == value], rng) for value in np.unique(bins)]
-            groups = [np.concatenate(parts) for parts in zip(*chosen)] if chosen else [np.zeros(0, np.int64)] * 3
-        else:
-            groups = self._choose(candidates, rng)
+            return [np.concatenate(parts) for parts in zip(*chosen)] if chosen else [np.zeros(0, np.int64)] * 3
+        return self._choose(candidates, rng)
+
+    def _corrupt(
+        self, ids: np.ndarray, groups: list[np.ndarray], rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Corrupted ids and labels (the true letter at target sites, -100 elsewhere)."""
         masked, randomised, kept = groups
         targets = np.concatenate([masked, randomised, kept])
+        labels = np.full_like(ids, -100)
         labels[targets] = ids[targets]
         corrupted = ids.copy()
         corrupted[masked] = self.tokenizer.mask_token_id

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -23,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GenomicInputError
-from .chunks import Chunk
-from .genotypes import GenotypeMatrix
+from .chunks import Chunk, gene_chunks, gene_table_from_frame, read_gene_table, tiled_chunks
+from .genotypes import GenotypeMatrix, read_vcf
 
 FEATURES = datasets.Features(
     {
@@ -211,6 +212,55 @@ def _read_seed_meta(meta_path: str) -> pd.DataFrame:
     return meta
 
 
+@dataclass
+class HaplotypeCohort:
+    """A phased cohort cut into chunks: the filtered genotypes, the chunks and their (sample, chunk) dataset."""
+
+    matrix: GenotypeMatrix
+    chunks: list[Chunk]
+    dataset: datasets.Dataset
+
+    def sites(self) -> pd.DataFrame:
+        """Per-variant table of every chunk, in the seed's meta.csv.gz layout (GENE_ID, seq_idx, id, pos, AF ...)."""
+        return chunk_sites(self.matrix, self.chunks)
+
+
+def load_haplotype_cohort(
+    vcf: str | os.PathLike,
+    gene_table: str | os.PathLike | pd.DataFrame | None = None,
+    tile_size: int | None = None,
+    region: str | None = None,
+    samples: Sequence[str] | None = None,
+    window: int = 1_000_000,
+    max_variants: int = 5000,
+    min_af: float = 0.03,
+    max_af: float = 0.97,
+    missing: str = "error",
+    cache_dir: str | None = None,
+) -> HaplotypeCohort:
+    """Read a phased VCF, keep lm-eQTL's common biallelic SNPs and cut them into gene (TSS-centred) or tiled chunks.
+
+    Args:
+        gene_table: Path or frame of genes (gene_id, chrom, tss): one chunk per gene within `window` bp of its TSS,
+            cropped to `max_variants`. Without it, `tile_size` cuts consecutive tiles.
+    """
+    matrix = select_common_snps(read_vcf(vcf, samples=samples, region=region), min_af, max_af)
+    if gene_table is not None:
+        is_frame = isinstance(gene_table, pd.DataFrame)
+        genes = gene_table_from_frame(gene_table) if is_frame else read_gene_table(gene_table)
+        chunks = gene_chunks(matrix.variants, genes, window, max_variants)
+    elif tile_size:
+        chunks = tiled_chunks(matrix.variants, min(tile_size, max_variants))
+    else:
+        raise ValueError("VCF input needs a gene table (TSS-centred chunks) or a tile size (tiled chunks)")
+    return HaplotypeCohort(matrix, chunks, haplotype_dataset(matrix, chunks, missing=missing, cache_dir=cache_dir))
+
+
+def read_seed_sites(meta_path: str | os.PathLike) -> pd.DataFrame:
+    """lm-eQTL's meta.csv.gz (one row per variant of each gene, GENE_ID and seq_idx), checked."""
+    return _read_seed_meta(os.fspath(meta_path))
+
+
 def split_by_individual(
     dataset: datasets.Dataset, fold: int, n_folds: int
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
@@ -250,6 +300,9 @@ def _fingerprint(matrix: GenotypeMatrix, chunks: Sequence[Chunk], missing: str) 
 
 __all__ = [
     "FEATURES",
+    "HaplotypeCohort",
+    "load_haplotype_cohort",
+    "read_seed_sites",
     "haplotype_dataset",
     "chunk_sites",
     "read_seed_layout",

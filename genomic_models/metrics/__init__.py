@@ -6,6 +6,8 @@
 from pathlib import Path
 
 from .allele_counts import masked_genotype_metrics, most_likely_genotypes, shared_allele_metrics
+from .expression import expression_metrics
+from .genotype import genotype_metrics, genotype_probabilities, paired_genotype_labels
 from .imputation import imputation_metrics, masked_accuracy, per_class_recall, per_snp_iqs, pooled_iqs
 from .phenotype import pearson_r, phenotype_metrics
 
@@ -20,10 +22,14 @@ def evaluate_module_path(name: str) -> str:
 
 __all__ = [
     "evaluate_module_path",
+    "expression_metrics",
+    "genotype_metrics",
+    "genotype_probabilities",
     "imputation_metrics",
     "masked_accuracy",
     "masked_genotype_metrics",
     "most_likely_genotypes",
+    "paired_genotype_labels",
     "pearson_r",
     "per_class_recall",
     "per_snp_iqs",

@@ -7,6 +7,7 @@ script itself stays the same for every architecture (`--model_type` picks the re
 from __future__ import annotations
 
 from .base import MaskedModelingRecipe
+from .expression import ExpressionData, ExpressionDataArguments, load_expression_data, load_genotype_chunks
 from .gperceiver import GPerceiverMLMRecipe, GPerceiverPretrainingDataArguments
 from .haplotype import HaplotypeDataArguments, HaplotypeMLMRecipe
 
@@ -23,11 +24,15 @@ def get_mlm_recipe(model_type: str) -> MaskedModelingRecipe:
 
 
 __all__ = [
-    "MLM_RECIPES",
+    "ExpressionData",
+    "ExpressionDataArguments",
     "GPerceiverMLMRecipe",
     "GPerceiverPretrainingDataArguments",
     "HaplotypeDataArguments",
     "HaplotypeMLMRecipe",
+    "MLM_RECIPES",
     "MaskedModelingRecipe",
     "get_mlm_recipe",
+    "load_expression_data",
+    "load_genotype_chunks",
 ]

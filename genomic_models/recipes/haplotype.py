@@ -9,17 +9,10 @@ import numpy as np
 import torch
 
 from ..cards import ModelCardContext
-from ..collators import DataCollatorForHaplotypeMLM
-from ..data.chunks import gene_chunks, read_gene_table, tiled_chunks
-from ..data.genotypes import read_vcf
-from ..data.haplotypes import (
-    gene_vocabulary,
-    haplotype_dataset,
-    read_seed_layout,
-    select_common_snps,
-    split_by_individual,
-)
+from ..collators import DataCollatorForGenotypeMLM, DataCollatorForHaplotypeMLM
+from ..data.haplotypes import gene_vocabulary, load_haplotype_cohort, read_seed_layout, split_by_individual
 from ..errors import GenomicInputError
+from ..metrics.genotype import genotype_metrics
 from ..metrics.imputation import imputation_metrics
 from .base import MaskedModelingRecipe, PreparedData
 
@@ -61,6 +54,13 @@ class HaplotypeDataArguments:
     mask_frame: int = field(default=30, metadata={"help": "Sites this close to a chunk end are never masked."})
     masking: str = field(default="uniform", metadata={"help": "'uniform' or 'maf_stratified'."})
     eval_seed: int = field(default=2024, metadata={"help": "Seed of the fixed evaluation masks and phase."})
+    eval_mode: str = field(
+        default="haplotype",
+        metadata={
+            "help": "'haplotype' (one haplotype per row, masked-LM metrics) or 'genotype' (both haplotypes of a "
+            "person masked at the same sites; adds 0/1/2 genotype accuracy and IQS)."
+        },
+    )
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     data_dir: str | None = field(
@@ -73,7 +73,12 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
     data_arguments = HaplotypeDataArguments
     label_names = ("labels", "gene_ids")
 
+    eval_mode = "haplotype"
+
     def prepare_data(self, data_args: HaplotypeDataArguments, training_args) -> PreparedData:
+        if data_args.eval_mode not in ("haplotype", "genotype"):
+            raise ValueError(f"--eval_mode must be 'haplotype' or 'genotype', got {data_args.eval_mode!r}")
+        self.eval_mode = data_args.eval_mode
         data_dir = data_args.data_dir or os.path.join(training_args.output_dir, "data")
         cache_dir = os.path.join(data_dir, "cache")
         if data_args.seed_dataset:
@@ -105,15 +110,21 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
             else:
                 card = ModelCardContext(dataset_name=f"Phased VCF {os.path.basename(vcf)}")
             samples = _read_lines(data_args.samples_file) if data_args.samples_file else None
-            matrix = read_vcf(vcf, samples=samples, region=data_args.region)
-            matrix = select_common_snps(matrix, data_args.min_af, data_args.max_af)
-            if genes:
-                chunks = gene_chunks(matrix.variants, read_gene_table(genes), data_args.window, data_args.max_variants)
-            elif data_args.tile_size:
-                chunks = tiled_chunks(matrix.variants, min(data_args.tile_size, data_args.max_variants))
-            else:
+            if not genes and not data_args.tile_size:
                 raise ValueError("VCF input needs --gene_table (TSS-centred chunks) or --tile_size (tiled chunks)")
-            dataset = haplotype_dataset(matrix, chunks, missing=data_args.missing, cache_dir=cache_dir)
+            dataset = load_haplotype_cohort(
+                vcf,
+                gene_table=genes,
+                tile_size=data_args.tile_size,
+                region=data_args.region,
+                samples=samples,
+                window=data_args.window,
+                max_variants=data_args.max_variants,
+                min_af=data_args.min_af,
+                max_af=data_args.max_af,
+                missing=data_args.missing,
+                cache_dir=cache_dir,
+            ).dataset
         train, evaluation = split_by_individual(dataset, data_args.fold, data_args.n_folds)
         if data_args.max_train_samples is not None:
             train = train.select(range(min(data_args.max_train_samples, len(train))))
@@ -147,7 +158,8 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
         train_collator = DataCollatorForHaplotypeMLM(**common, seed=seed)
         longest = max((len(row) for row in prepared.eval["genotype"]), default=1) if prepared.eval else 1
         # Fixed masks, phase and width in evaluation: every run scores the same sites, and (gene, position) is a site.
-        eval_collator = DataCollatorForHaplotypeMLM(
+        eval_class = DataCollatorForGenotypeMLM if data_args.eval_mode == "genotype" else DataCollatorForHaplotypeMLM
+        eval_collator = eval_class(
             **common, seed=data_args.eval_seed, deterministic=True, padding="max_length", max_length=longest
         )
         return train_collator, eval_collator
@@ -160,6 +172,8 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
         labels, gene_ids = eval_prediction.label_ids
         width = labels.shape[1]
         site_ids = np.asarray(gene_ids)[:, None] * width + np.arange(width)[None, :]
+        if self.eval_mode == "genotype":
+            return genotype_metrics(probabilities, np.asarray(labels), site_ids)
         return imputation_metrics(probabilities, np.asarray(labels), site_ids)
 
 

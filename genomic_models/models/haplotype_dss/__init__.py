@@ -1,4 +1,15 @@
 from .configuration_haplotype_dss import HaplotypeDSSConfig
-from .modeling_haplotype_dss import HaplotypeDSSForMaskedLM, HaplotypeDSSModel, HaplotypeDSSPreTrainedModel
+from .modeling_haplotype_dss import (
+    HaplotypeDSSForExpressionRegression,
+    HaplotypeDSSForMaskedLM,
+    HaplotypeDSSModel,
+    HaplotypeDSSPreTrainedModel,
+)
 
-__all__ = ["HaplotypeDSSConfig", "HaplotypeDSSForMaskedLM", "HaplotypeDSSModel", "HaplotypeDSSPreTrainedModel"]
+__all__ = [
+    "HaplotypeDSSConfig",
+    "HaplotypeDSSForExpressionRegression",
+    "HaplotypeDSSForMaskedLM",
+    "HaplotypeDSSModel",
+    "HaplotypeDSSPreTrainedModel",
+]

@@ -12,7 +12,7 @@ from transformers import PreTrainedConfig
 
 class HaplotypeDSSConfig(PreTrainedConfig):
     r"""
-    Configuration of [`HaplotypeDSSModel`] and [`HaplotypeDSSForMaskedLM`].
+    Configuration of [`HaplotypeDSSModel`], [`HaplotypeDSSForMaskedLM`] and [`HaplotypeDSSForExpressionRegression`].
 
     The defaults are those of the released lm-eQTL checkpoint (top10/top100 haplotype MLM): 256 channels, 16
     bidirectional DSS layers with a state of 64, a k=15 convolutional stem and head and three residual convolution
@@ -43,6 +43,17 @@ class HaplotypeDSSConfig(PreTrainedConfig):
             the original padded every chunk to it, so fixing it keeps outputs independent of a batch's padding.
         mask_padding: Zero hidden states at padded positions after every block, so outputs do not depend on how much
             padding a batch has. The original did not; set False to reproduce it on padded inputs exactly.
+        haplotype_combination: How [`HaplotypeDSSForExpressionRegression`] combines the two haplotypes of a person:
+            `"sum"` (additive, like an allele dosage), `"mean"` or `"concat"` (haplotype 0 then 1).
+        expression_pooling: Summary of a haplotype over its variants for the expression head: `"position"` (a learned
+            weight per gene and variant position, so each SNP can have its own effect; the default, because a mean
+            averages SNP-specific effects away), `"mean"` (the embedding the lm-eQTL project fed to its
+            regressions) or `"attention"` (a learned query per gene).
+        expression_readout: `"per_gene"` (one linear readout per gene of `gene_vocab`) or `"shared"` by all genes.
+            A gene-agnostic model always uses one shared readout.
+        classifier_dropout: Dropout on the combined features before the expression readout.
+        expression_scaling: Per gene, the `[mean, std]` that standardised its expression in training, so that
+            predictions can be mapped back to the original units (metadata; the forward pass does not use it).
     """
 
     model_type = "haplotype-dss"
@@ -83,6 +94,11 @@ class HaplotypeDSSConfig(PreTrainedConfig):
     use_gene_embedding: bool = True
     max_variants: int = 5000
     mask_padding: bool = True
+    haplotype_combination: str = "sum"
+    expression_pooling: str = "position"
+    expression_readout: str = "per_gene"
+    classifier_dropout: float = 0.0
+    expression_scaling: dict[str, list[float]] = field(default_factory=dict)
     pad_token_id: int | None = 3
     mask_token_id: int | None = 4
     tie_word_embeddings: bool = False
@@ -102,11 +118,25 @@ class HaplotypeDSSConfig(PreTrainedConfig):
             problems.append(f"lambda_init={self.lambda_init!r} is not 'hippo_skew_pos_imag' or 'randn'")
         if self.num_allele_classes > self.vocab_size:
             problems.append(f"num_allele_classes={self.num_allele_classes} exceeds vocab_size={self.vocab_size}")
+        choices = {
+            "haplotype_combination": ("sum", "mean", "concat"),
+            "expression_pooling": ("mean", "attention", "position"),
+            "expression_readout": ("per_gene", "shared"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name}={getattr(self, name)!r} is not one of {allowed}")
+        if not 0 <= self.classifier_dropout < 1:
+            problems.append(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}")
         duplicated = sorted(gene for gene, count in Counter(self.gene_vocab).items() if count > 1)
         if duplicated:
             problems.append(f"gene_vocab repeats {duplicated[:5]}")
         if problems:
             raise ValueError("Invalid HaplotypeDSSConfig: " + "; ".join(problems))
+        if self.id2label is None and kwargs.get("num_labels") is None:
+            # The sequence-level head predicts one expression value per (person, gene) unless told otherwise;
+            # transformers' own default (2 labels) is meant for binary classifiers.
+            kwargs["num_labels"] = 1
         super().__post_init__(**kwargs)
 
     @property

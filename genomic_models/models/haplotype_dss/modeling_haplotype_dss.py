@@ -2,7 +2,8 @@
 
 The network reads one haplotype of one gene chunk (letters R, A, N at up to 5000 common variants around a TSS) and
 predicts masked letters. It is not a transformer: a convolutional stem, a per-gene embedding, residual convolution
-blocks, a stack of bidirectional DSS layers evaluated as long FFT convolutions, and a convolutional head.
+blocks, a stack of bidirectional DSS layers evaluated as long FFT convolutions, and a convolutional head. A second
+head predicts a gene's expression from both haplotypes of a person (the lm-eQTL finetuning question).
 
 This file travels with hub checkpoints (trust_remote_code), so it imports only torch, transformers and its sibling.
 """
@@ -16,7 +17,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
+from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput
 
 from .configuration_haplotype_dss import HaplotypeDSSConfig
 
@@ -221,6 +222,61 @@ class HaplotypeDSSEncoder(nn.Module):
         return hidden_states, tuple(all_hidden_states) if output_hidden_states else None
 
 
+class HaplotypeDSSExpressionPooler(nn.Module):
+    """One vector per haplotype from its per-variant hidden states.
+
+    - "mean": the mean over variants (the embedding lm-eQTL regressed expression on).
+    - "attention": softmax attention with a learned query per gene; the query starts at zero, so an untrained
+      attention pooler is exactly the mean.
+    - "position": a learned weight per gene and variant position (index in the chunk, padding on the right), so the
+      head can give each SNP its own effect, which a mean averages away. It starts at zero.
+    """
+
+    def __init__(self, config: HaplotypeDSSConfig):
+        super().__init__()
+        self.mode = config.expression_pooling
+        rows = max(config.num_genes, 1)
+        self.query = nn.Parameter(torch.empty(rows, config.hidden_size)) if self.mode == "attention" else None
+        self.position_weight = nn.Parameter(torch.empty(rows, config.max_variants)) if self.mode == "position" else None
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, gene_ids: torch.Tensor | None
+    ) -> torch.Tensor:
+        """(N, L, H) hidden states, (N, L) mask, (N,) genes -> (N, H)."""
+        if attention_mask is None:
+            attention_mask = torch.ones(hidden_states.shape[:2], device=hidden_states.device)
+        mask = attention_mask.to(hidden_states.dtype)
+        if self.mode == "mean":
+            return (hidden_states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        table = self.query if self.query is not None else self.position_weight
+        rows = gene_ids if gene_ids is not None and table.shape[0] > 1 else torch.zeros_like(mask[:, 0]).long()
+        if self.position_weight is not None:
+            weights = self.position_weight[rows][:, : hidden_states.shape[1]] * mask
+            return torch.einsum("nl,nlh->nh", weights, hidden_states)
+        scores = torch.einsum("nlh,nh->nl", hidden_states, self.query[rows]) / math.sqrt(hidden_states.shape[-1])
+        weights = torch.softmax(scores.float().masked_fill(mask == 0, float("-inf")), dim=-1).to(hidden_states.dtype)
+        return torch.einsum("nl,nlh->nh", weights, hidden_states)
+
+
+class HaplotypeDSSExpressionReadout(nn.Module):
+    """Linear map from a person's combined features to `num_labels` expression values, one map per gene or shared."""
+
+    def __init__(self, config: HaplotypeDSSConfig, width: int):
+        super().__init__()
+        rows = config.num_genes if config.expression_readout == "per_gene" and config.num_genes else 1
+        self.weight = nn.Parameter(torch.empty(rows, config.num_labels, width))
+        self.bias = nn.Parameter(torch.empty(rows, config.num_labels))
+
+    def forward(self, features: torch.Tensor, gene_ids: torch.Tensor | None) -> torch.Tensor:
+        if self.weight.shape[0] == 1:
+            rows = torch.zeros(features.shape[0], dtype=torch.long, device=features.device)
+        elif gene_ids is None:
+            raise ValueError("This expression head has one readout per gene: pass `gene_ids`.")
+        else:
+            rows = gene_ids
+        return torch.einsum("bw,blw->bl", features, self.weight[rows]) + self.bias[rows]
+
+
 class HaplotypeDSSPreTrainedModel(PreTrainedModel):
     config_class = HaplotypeDSSConfig
     config: HaplotypeDSSConfig
@@ -234,6 +290,7 @@ class HaplotypeDSSPreTrainedModel(PreTrainedModel):
     remote_code_auto_map = {
         "AutoModel": "modeling_haplotype_dss.HaplotypeDSSModel",
         "AutoModelForMaskedLM": "modeling_haplotype_dss.HaplotypeDSSForMaskedLM",
+        "AutoModelForSequenceClassification": "modeling_haplotype_dss.HaplotypeDSSForExpressionRegression",
     }
     # Set by `import genomic_models`: writes the model card (README.md) beside the weights. None under remote code.
     model_card_writer = None
@@ -276,6 +333,14 @@ class HaplotypeDSSPreTrainedModel(PreTrainedModel):
             init.normal_(module.W)
         elif isinstance(module, HaplotypeDSSMixer):
             init.normal_(module.D)
+        elif isinstance(module, HaplotypeDSSExpressionPooler):
+            for parameter in (module.query, module.position_weight):
+                if parameter is not None:
+                    init.zeros_(parameter)
+        elif isinstance(module, HaplotypeDSSExpressionReadout):
+            bound = 1 / math.sqrt(module.weight.shape[-1])
+            init.uniform_(module.weight, -bound, bound)
+            init.zeros_(module.bias)
 
 
 @dataclass
@@ -364,10 +429,119 @@ class HaplotypeDSSForMaskedLM(HaplotypeDSSPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
+class HaplotypeDSSForExpressionRegression(HaplotypeDSSPreTrainedModel):
+    """Gene expression of a person from the two haplotypes of a gene's chunk: the lm-eQTL finetuning head.
+
+    Each haplotype runs through the network; its per-variant embeddings are pooled (`config.expression_pooling`),
+    the two haplotype vectors are combined (`config.haplotype_combination`, default the sum, additive like an allele
+    dosage) and a linear readout per gene (`config.expression_readout`) gives `config.num_labels` values.
+
+    It is registered as `AutoModelForSequenceClassification` with `problem_type="regression"`, the transformers
+    convention for a sequence-level regression head: the loss is the mean squared error. Classification problem types
+    are refused. Call [`freeze_base_model`] to keep the pretrained layers fixed and finetune only the last ones.
+    """
+
+    def __init__(self, config: HaplotypeDSSConfig):
+        super().__init__(config)
+        if config.problem_type is None:
+            config.problem_type = "regression"
+        if config.problem_type != "regression":
+            raise ValueError(
+                f"HaplotypeDSSForExpressionRegression predicts expression values (problem_type='regression'); "
+                f"got problem_type={config.problem_type!r}"
+            )
+        self.haplotype_dss = HaplotypeDSSModel(config)
+        self.pooler = HaplotypeDSSExpressionPooler(config)
+        width = config.hidden_size * (2 if config.haplotype_combination == "concat" else 1)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.readout = HaplotypeDSSExpressionReadout(config, width)
+        self.post_init()
+
+    def freeze_base_model(self, num_trainable_layers: int = 0, train_gene_embeddings: bool = False) -> list[str]:
+        """Freeze the stem, residual blocks and all DSS layers but the last `num_trainable_layers`.
+
+        The pooler and readout stay trainable. Frozen BatchNorm layers keep their pretrained running statistics in
+        training mode too (see `train`). Returns the names of the frozen parameters.
+        """
+        layers = self.haplotype_dss.encoder.layers
+        if not 0 <= num_trainable_layers <= len(layers):
+            raise ValueError(f"num_trainable_layers must be in [0, {len(layers)}], got {num_trainable_layers}")
+        trainable = {f"encoder.layers.{index}." for index in range(len(layers) - num_trainable_layers, len(layers))}
+        if train_gene_embeddings:
+            trainable.add("embeddings.gene_embeddings.")
+        frozen = []
+        for name, parameter in self.haplotype_dss.named_parameters():
+            keep = any(name.startswith(prefix) for prefix in trainable)
+            parameter.requires_grad_(keep)
+            if not keep:
+                frozen.append(f"{self.base_model_prefix}.{name}")
+        self.train(self.training)
+        return frozen
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:
+            for module in self.haplotype_dss.modules():
+                if isinstance(module, nn.BatchNorm1d) and not any(p.requires_grad for p in module.parameters()):
+                    module.eval()
+        return self
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        gene_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> SequenceClassifierOutput | tuple:
+        r"""
+        input_ids: (batch, 2, length) both haplotypes of each (person, gene), or (batch, length) a single haplotype.
+        gene_ids: (batch,) index of each chunk's gene in `config.gene_vocab`.
+        attention_mask: same shape as `input_ids`, 1 on variants and 0 on padding.
+        labels: (batch,) or (batch, num_labels) expression values (standardised per gene in training).
+        num_items_in_batch: number of label values over the whole (accumulated, all-rank) batch; Trainer passes it
+            so that the loss is exactly the mean squared error over them.
+
+        `hidden_states`, when asked for, are those of the flattened (batch * haplotypes) sequences.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if input_ids.dim() == 2:
+            input_ids = input_ids[:, None]
+            attention_mask = attention_mask[:, None] if attention_mask is not None else None
+        batch, copies, length = input_ids.shape
+        if self.config.haplotype_combination == "concat" and copies != 2:
+            raise ValueError(f"haplotype_combination='concat' needs both haplotypes (batch, 2, length); got {copies}")
+        flat_genes = gene_ids.repeat_interleave(copies) if gene_ids is not None else None
+        flat_mask = attention_mask.reshape(batch * copies, length) if attention_mask is not None else None
+        outputs = self.haplotype_dss(
+            input_ids.reshape(batch * copies, length),
+            gene_ids=flat_genes,
+            attention_mask=flat_mask,
+            output_hidden_states=output_hidden_states,
+        )
+        pooled = self.pooler(outputs.last_hidden_state, flat_mask, flat_genes).view(batch, copies, -1)
+        if self.config.haplotype_combination == "sum":
+            combined = pooled.sum(1)
+        elif self.config.haplotype_combination == "mean":
+            combined = pooled.mean(1)
+        else:
+            combined = pooled.reshape(batch, -1)
+        logits = self.readout(self.dropout(combined), gene_ids)
+        loss = None
+        if labels is not None:
+            squared = (logits.float() - labels.float().reshape(logits.shape)) ** 2
+            loss = squared.mean() if num_items_in_batch is None else squared.sum() / num_items_in_batch
+        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return output if return_dict else output.to_tuple()
+
+
 __all__ = [
     "HaplotypeDSSPreTrainedModel",
     "HaplotypeDSSModel",
     "HaplotypeDSSForMaskedLM",
+    "HaplotypeDSSForExpressionRegression",
     "HaplotypeDSSModelOutput",
     "hippo_skew_eigenvalues",
 ]
