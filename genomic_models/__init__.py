@@ -3,11 +3,19 @@
 Importing the package registers every architecture's config, models and tokenizer with the Auto classes.
 """
 
-from tokenization import GeneBinTokenizer, HaplotypeTokenizer, KinshipTokenizer
+from tokenization import GeneBinTokenizer, GenotypeTokenizer, HaplotypeTokenizer, KinshipTokenizer
 
 from .cards import CardSpec, ModelCardContext, build_model_card, write_model_card
 from .errors import GenomicInputError
 from .hub import push_to_hub_with_card
+from .models.gperceiver import (
+    GPerceiverConfig,
+    GPerceiverForContrastivePretraining,
+    GPerceiverForMaskedGenotypeModeling,
+    GPerceiverForPhenotypePrediction,
+    GPerceiverModel,
+    GPerceiverPreTrainedModel,
+)
 from .models.haplotype_dss import (
     HaplotypeDSSConfig,
     HaplotypeDSSForExpressionRegression,
@@ -71,6 +79,56 @@ register_architecture(
                     "mse": ("mse", "Mean squared error (standardised expression)"),
                 },
             )
+        },
+    ),
+)
+
+register_architecture(
+    GPerceiverConfig,
+    {
+        "AutoModel": GPerceiverModel,
+        "AutoModelForMaskedLM": GPerceiverForMaskedGenotypeModeling,
+        "AutoModelForPreTraining": GPerceiverForContrastivePretraining,
+        "AutoModelForSequenceClassification": GPerceiverForPhenotypePrediction,
+    },
+    tokenizer_class=GenotypeTokenizer,
+    card=CardSpec(
+        template="gperceiver.md",
+        task_type="tabular-regression",
+        task_name="Genomic prediction of phenotypes across environments",
+        pipeline_tag="tabular-regression",
+        tags=("genomic-prediction", "perceiver", "genotype", "gperceiver"),
+        metrics={
+            "pearson_r": ("pearsonr", "Pearson r (mean over environments)"),
+            "spearman_r": ("spearmanr", "Spearman rho (mean over environments)"),
+            "mse": ("mse", "Mean squared error"),
+            "accuracy": ("accuracy", "Accuracy (binary traits)"),
+            "roc_auc": ("roc_auc", "ROC AUC (binary traits)"),
+        },
+        variants={
+            "GPerceiverForMaskedGenotypeModeling": CardSpec(
+                template="gperceiver.md",
+                task_type="genotype-imputation",
+                task_name="Masked genotype modelling",
+                pipeline_tag=None,
+                tags=("genotype-imputation", "perceiver", "genotype", "gperceiver"),
+                metrics={
+                    "genotype_concordance": ("accuracy", "Masked genotype concordance"),
+                    "dosage_r2": ("r_squared", "Masked dosage r2"),
+                    "bit_accuracy": ("accuracy", "Thermometer bit accuracy"),
+                },
+            ),
+            "GPerceiverForContrastivePretraining": CardSpec(
+                template="gperceiver.md",
+                task_type="genotype-contrast",
+                task_name="Twinned contrastive pretraining (shared-allele counts)",
+                pipeline_tag=None,
+                tags=("contrastive", "perceiver", "genotype", "gperceiver"),
+                metrics={
+                    "shared_count_accuracy": ("accuracy", "Shared-allele count accuracy"),
+                    "genotype_concordance": ("accuracy", "Masked genotype concordance"),
+                },
+            ),
         },
     ),
 )
@@ -155,7 +213,14 @@ Seq2KingForKinshipRegression.push_to_hub = push_to_hub_with_card
 __all__ = [
     "ARCHITECTURES",
     "CardSpec",
+    "GPerceiverConfig",
+    "GPerceiverForContrastivePretraining",
+    "GPerceiverForMaskedGenotypeModeling",
+    "GPerceiverForPhenotypePrediction",
+    "GPerceiverModel",
+    "GPerceiverPreTrainedModel",
     "GeneBinTokenizer",
+    "GenotypeTokenizer",
     "GenomicInputError",
     "HaplotypeDSSConfig",
     "HaplotypeDSSForExpressionRegression",

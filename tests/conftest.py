@@ -13,7 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHAPEIT4_DIR = Path("/usr/share/doc/shapeit4/examples/test")
 REAL_PHASED_VCF = SHAPEIT4_DIR / "reference.vcf.gz"
 REAL_UNPHASED_VCF = SHAPEIT4_DIR / "unphased.vcf.gz"
-BOLT_EXAMPLES = Path("/usr/share/doc/bolt-lmm/examples/examples.tar.xz")
+BOLT_LMM_EXAMPLES = Path("/usr/share/doc/bolt-lmm/examples/examples.tar.xz")
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -36,18 +36,12 @@ def real_unphased_vcf() -> Path:
 
 
 @pytest.fixture(scope="session")
-def eur_plink(tmp_path_factory) -> Path:
-    """Prefix of bolt-lmm's EUR_subset PLINK fileset (379 1000 Genomes Europeans, 54,051 SNPs on chr17-22)."""
-    import tarfile
+def bolt_lmm_example(tmp_path_factory) -> Path:
+    """PLINK prefix of BOLT-LMM's EUR_subset (379 x 54,051, chr17-22) with its two phenotype files, unpacked."""
+    from genomic_models.data.examples import extract_bolt_lmm_example
 
-    archive = require_file(BOLT_EXAMPLES, "bolt-lmm-example")
-    out = tmp_path_factory.mktemp("bolt_eur")
-    with tarfile.open(archive) as tar:
-        for suffix in (".bed", ".bim", ".fam"):
-            member = tar.getmember(f"EUR_subset{suffix}")
-            with tar.extractfile(member) as source, open(out / member.name, "wb") as target:
-                target.write(source.read())
-    return out / "EUR_subset"
+    archive = require_file(BOLT_LMM_EXAMPLES, "bolt-lmm-example")
+    return extract_bolt_lmm_example(tmp_path_factory.mktemp("bolt_lmm"), archive)
 
 
 @pytest.fixture(scope="session")

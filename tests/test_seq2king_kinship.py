@@ -52,9 +52,9 @@ def test_king_matches_plink2_on_the_simulated_vcf(sim_cohort, tmp_path):
     assert streamed.info["n_variants"] == len(genotypes.variants)
 
 
-def _write_perturbed_eur(eur_plink, out, n_samples=80, n_variants=2500, missing_rate=0.05, seed=3):
+def _write_perturbed_eur(bolt_lmm_example, out, n_samples=80, n_variants=2500, missing_rate=0.05, seed=3):
     """A PLINK fileset from the EUR subset with missing calls and some variants moved to chrX/chrY (non-autosomal)."""
-    bed = open_bed(str(eur_plink) + ".bed", num_threads=1)
+    bed = open_bed(str(bolt_lmm_example) + ".bed", num_threads=1)
     columns = np.linspace(0, bed.sid_count - 1, n_variants).astype(int)
     dosage = bed.read(index=np.s_[:n_samples, columns], dtype="float32")
     generator = np.random.default_rng(seed)
@@ -77,8 +77,8 @@ def _write_perturbed_eur(eur_plink, out, n_samples=80, n_variants=2500, missing_
     return out
 
 
-def test_king_matches_plink2_with_missing_calls_and_sex_chromosomes(eur_plink, tmp_path):
-    prefix = _write_perturbed_eur(eur_plink, tmp_path / "eur_missing")
+def test_king_matches_plink2_with_missing_calls_and_sex_chromosomes(bolt_lmm_example, tmp_path):
+    prefix = _write_perturbed_eur(bolt_lmm_example, tmp_path / "eur_missing")
     ids, expected = plink2_king("--bfile", prefix, tmp_path / "plink_out")
     genotypes = read_plink(prefix)
     assert (genotypes.alleles < 0).any() and set(genotypes.variants["chrom"]) >= {"23", "24"}
@@ -275,15 +275,26 @@ def test_sample_tables(tmp_path, sim_cohort):
         read_sample_table(tmp_path / "nopop.tsv")
 
 
-def test_king_on_the_real_1000_genomes_panel_and_eur_subset_matches_plink2(real_phased_vcf, eur_plink, tmp_path):
+def test_king_on_the_real_1000_genomes_panel_and_eur_subset_matches_plink2(real_phased_vcf, bolt_lmm_example, tmp_path):
     ids, expected = plink2_king("--vcf", real_phased_vcf, tmp_path / "panel")
     panel = king_robust_from_file(real_phased_vcf, sample_block_size=150)
     assert panel.samples == ids and panel.n_samples == 300 and panel.info["n_variants"] > 20_000
     np.testing.assert_allclose(panel.values, expected, rtol=0, atol=1e-6)
     keep = tmp_path / "keep.txt"
-    fam = pd.read_csv(str(eur_plink) + ".fam", sep=r"\s+", header=None, dtype=str)
+    fam = pd.read_csv(str(bolt_lmm_example) + ".fam", sep=r"\s+", header=None, dtype=str)
     fam.iloc[:120, :2].to_csv(keep, sep="\t", header=False, index=False)
-    plink2("--bfile", str(eur_plink), "--keep", str(keep), "--make-king", "square", "bin", "--out", "eur", cwd=tmp_path)
+    plink2(
+        "--bfile",
+        str(bolt_lmm_example),
+        "--keep",
+        str(keep),
+        "--make-king",
+        "square",
+        "bin",
+        "--out",
+        "eur",
+        cwd=tmp_path,
+    )
     expected = np.fromfile(tmp_path / "eur.king.bin").reshape(120, 120)
-    eur = king_robust_from_file(str(eur_plink) + ".bed", samples=fam[1].tolist()[:120])
+    eur = king_robust_from_file(str(bolt_lmm_example) + ".bed", samples=fam[1].tolist()[:120])
     np.testing.assert_allclose(eur.values, expected, rtol=0, atol=1e-6)

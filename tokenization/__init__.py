@@ -2,7 +2,8 @@
 transformers and its siblings."""
 
 from .tokenization_gene_bin import GeneBinTokenizer
+from .tokenization_genotype import GenotypeTokenizer
 from .tokenization_haplotype import HaplotypeTokenizer
 from .tokenization_kinship import KinshipTokenizer
 
-__all__ = ["GeneBinTokenizer", "HaplotypeTokenizer", "KinshipTokenizer"]
+__all__ = ["GeneBinTokenizer", "GenotypeTokenizer", "HaplotypeTokenizer", "KinshipTokenizer"]

@@ -2,6 +2,13 @@
 
 from .expression import DataCollatorForExpressionRegression
 from .genotype import DataCollatorForGenotypeMLM, genotype_labels
+from .genotype_codes import (
+    DataCollatorForMaskedGenotypeModeling,
+    DataCollatorForPhenotypes,
+    allele_frequency_log_weights,
+    gumbel_top_k,
+    target_logits,
+)
 from .haplotype import (
     MAF_BIN_EDGES,
     DataCollatorForHaplotypeMLM,
@@ -19,9 +26,14 @@ __all__ = [
     "DataCollatorForHaplotypeMLM",
     "DataCollatorForPolygeneMLM",
     "collate_cells",
+    "DataCollatorForMaskedGenotypeModeling",
+    "DataCollatorForPhenotypes",
     "MAF_BIN_EDGES",
+    "allele_frequency_log_weights",
+    "genotype_labels",
+    "gumbel_top_k",
     "maf_bins",
     "original_mask_counts",
-    "genotype_labels",
     "stable_row_seed",
+    "target_logits",
 ]

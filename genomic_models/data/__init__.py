@@ -1,6 +1,7 @@
 """Readers, chunking and simulation shared by every architecture."""
 
 from .chunks import Chunk, gene_chunks, normalize_chrom, read_gene_table, tiled_chunks
+from .examples import extract_bolt_lmm_example
 from .expression import (
     ExpressionMatrix,
     best_eqtl_per_gene,
@@ -11,6 +12,22 @@ from .expression import (
     read_eqtl_table,
     read_geuvadis_expression,
     with_expression,
+)
+from .genotype_tables import (
+    GenotypeCodes,
+    GenotypeDataset,
+    PhenotypeTable,
+    assign_folds,
+    genotype_codes_from_matrix,
+    read_marker_codes,
+    read_marker_table,
+    read_phenotypes,
+    read_wide_phenotypes,
+    tokenizer_from_genotype_matrix,
+    tokenizer_from_marker_table,
+    write_marker_codes,
+    write_marker_table,
+    write_phenotypes,
 )
 from .genotypes import GenotypeMatrix, read_plink, read_vcf, write_vcf
 from .h5ad import (
@@ -64,6 +81,8 @@ from .simulate_expression import SimulatedExpression, place_genes, simulate_expr
 __all__ = [
     "Chunk",
     "ExpressionMatrix",
+    "GenotypeCodes",
+    "GenotypeDataset",
     "GenotypeMatrix",
     "KinshipMatrix",
     "KinshipSequenceDataset",
@@ -80,7 +99,9 @@ __all__ = [
     "write_kin0",
     "write_king",
     "HaplotypeCohort",
+    "PhenotypeTable",
     "SimulatedExpression",
+    "assign_folds",
     "best_eqtl_per_gene",
     "H5adShard",
     "ShardReading",
@@ -100,8 +121,10 @@ __all__ = [
     "eqtl_gene_table",
     "expression_scaling",
     "expression_targets",
+    "extract_bolt_lmm_example",
     "gene_chunks",
     "gene_vocabulary",
+    "genotype_codes_from_matrix",
     "haplotype_dataset",
     "load_haplotype_cohort",
     "normalize_chrom",
@@ -110,15 +133,24 @@ __all__ = [
     "read_eqtl_table",
     "read_gene_table",
     "read_geuvadis_expression",
+    "read_marker_codes",
+    "read_marker_table",
+    "read_phenotypes",
     "read_plink",
     "read_seed_layout",
     "read_seed_sites",
     "read_vcf",
+    "read_wide_phenotypes",
     "select_common_snps",
     "simulate_expression",
     "split_by_individual",
     "tiled_chunks",
+    "tokenizer_from_genotype_matrix",
+    "tokenizer_from_marker_table",
     "with_expression",
+    "write_marker_codes",
+    "write_marker_table",
+    "write_phenotypes",
     "write_seed_layout",
     "write_vcf",
 ]

@@ -5,12 +5,14 @@
 
 from pathlib import Path
 
+from .allele_counts import masked_genotype_metrics, most_likely_genotypes, shared_allele_metrics
 from .attention import PersonAttentionAccumulator, attention_statistics, permutation_test, same_group_share
 from .clustering import cluster_embeddings, clustering_scores, label_agreement
 from .expression import expression_metrics
 from .genotype import genotype_metrics, genotype_probabilities, paired_genotype_labels
 from .imputation import imputation_metrics, masked_accuracy, per_class_recall, per_snp_iqs, pooled_iqs
 from .kinship import kinship_regression_metrics, token_accuracy
+from .phenotype import pearson_r, phenotype_metrics
 from .single_cell import (
     bin_confusion_matrix,
     classification_metrics,
@@ -47,8 +49,13 @@ __all__ = [
     "masked_expression_metrics",
     "imputation_metrics",
     "masked_accuracy",
+    "masked_genotype_metrics",
+    "most_likely_genotypes",
     "paired_genotype_labels",
+    "pearson_r",
     "per_class_recall",
     "per_snp_iqs",
+    "phenotype_metrics",
     "pooled_iqs",
+    "shared_allele_metrics",
 ]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from .base import MaskedModelingRecipe
 from .expression import ExpressionData, ExpressionDataArguments, load_expression_data, load_genotype_chunks
+from .gperceiver import GPerceiverMLMRecipe, GPerceiverPretrainingDataArguments
 from .haplotype import HaplotypeDataArguments, HaplotypeMLMRecipe
 from .polygene import PolygeneDataArguments, PolygeneMLMRecipe
 
 MLM_RECIPES: dict[str, type[MaskedModelingRecipe]] = {
     HaplotypeMLMRecipe.model_type: HaplotypeMLMRecipe,
     PolygeneMLMRecipe.model_type: PolygeneMLMRecipe,
+    GPerceiverMLMRecipe.model_type: GPerceiverMLMRecipe,
 }
 
 
@@ -24,12 +26,14 @@ def get_mlm_recipe(model_type: str) -> MaskedModelingRecipe:
 
 
 __all__ = [
-    "MLM_RECIPES",
     "ExpressionData",
     "ExpressionDataArguments",
-    "MaskedModelingRecipe",
+    "GPerceiverMLMRecipe",
+    "GPerceiverPretrainingDataArguments",
     "HaplotypeDataArguments",
     "HaplotypeMLMRecipe",
+    "MLM_RECIPES",
+    "MaskedModelingRecipe",
     "get_mlm_recipe",
     "load_expression_data",
     "load_genotype_chunks",
