@@ -60,10 +60,5 @@ def main(argv: list[str] | None = None) -> dict:
     return summary
 
 
-def cli() -> None:
-    """Console entry point (`genomic-models-seq2king-analysis`): main() returns the summary, which is no exit status."""
-    main()
-
-
 if __name__ == "__main__":
-    cli()
+    main()

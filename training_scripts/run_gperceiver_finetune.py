@@ -325,10 +325,5 @@ def enable_best_model_tracking(training_args) -> None:
         training_args.save_total_limit = 2
 
 
-def cli() -> None:
-    """Console entry point: run without returning the trainer (a returned object would become the exit status)."""
-    main()
-
-
 if __name__ == "__main__":
-    cli()
+    main()

@@ -255,10 +255,5 @@ def main(argv: list[str] | None = None):
     return trainer
 
 
-def cli() -> None:
-    """Console entry point (`genomic-models-run-seq2king`): main() returns the trainer, which is no exit status."""
-    main()
-
-
 if __name__ == "__main__":
-    cli()
+    main()
