@@ -5,6 +5,7 @@
 
 from pathlib import Path
 
+from .expression import classification_metrics, expression_metrics, regression_metrics
 from .imputation import imputation_metrics, masked_accuracy, per_class_recall, per_snp_iqs, pooled_iqs
 
 
@@ -17,10 +18,13 @@ def evaluate_module_path(name: str) -> str:
 
 
 __all__ = [
+    "classification_metrics",
     "evaluate_module_path",
+    "expression_metrics",
     "imputation_metrics",
     "masked_accuracy",
     "per_class_recall",
     "per_snp_iqs",
     "pooled_iqs",
+    "regression_metrics",
 ]
