@@ -168,26 +168,36 @@ def _older_layout(state_dict: dict) -> dict:
 
 
 def test_older_key_layouts_convert(tmp_path):
-    """The `Chromoformer` class of net.py (embed2000, pw_int2000, reg2000 at full size) and the older names."""
+    """The `Chromoformer` class of net.py (embed2000, pw_int2000, reg2000) and the older names convert_weight maps."""
     from chromoformer.net import Chromoformer
 
-    torch.manual_seed(0)
-    legacy = Chromoformer(seed=3).eval()
-    perturb_(legacy, scale=0.05, seed=8)
+    (tmp_path / "config.yaml").write_text(YAML)
+    legacy = Chromoformer(
+        n_feats=7,
+        embed_n_layers=2,
+        embed_n_heads=2,
+        embed_d_model=32,
+        embed_d_ff=48,
+        pw_int_n_layers=2,
+        pw_int_n_heads=4,
+        pw_int_d_model=32,
+        pw_int_d_ff=40,
+        reg_n_layers=2,
+        reg_n_heads=4,
+        reg_d_model=64,
+        reg_d_ff=24,
+        head_n_feats=16,
+        seed=3,
+    ).eval()
+    perturb_(legacy, seed=8)
     assert any(key.startswith("pw_int2000.") for key in legacy.state_dict())
     save_like_the_original(legacy, tmp_path / "legacy.pt", regression=False)
-    model = convert_checkpoint(tmp_path / "legacy.pt", max_region_length=W_MAX)
+    model = convert_checkpoint(tmp_path / "legacy.pt", original_config=tmp_path / "config.yaml")
     batch = random_inputs(model.config, batch=3, pcre_counts=[8, 0, 3], seed=9)
     arguments = to_original_inputs(batch, [2000, 500, 100], W_MAX)
     flat = []
     for bin_size in (2000, 500, 100):
-        flat += [
-            arguments[0][bin_size],
-            arguments[1][bin_size],
-            arguments[2][bin_size],
-            arguments[3][bin_size],
-            arguments[4][bin_size],
-        ]
+        flat += [arguments[index][bin_size] for index in range(5)]
     with cpu_friendly_original(), torch.no_grad():
         expected = legacy(*flat, arguments[5])
         ours = model(**batch).logits
@@ -199,7 +209,6 @@ def test_older_key_layouts_convert(tmp_path):
     assert any(key.startswith("embed2000_b.") for key in older) and any("lin_proj_c" in key for key in older)
     assert list(normalize_original_keys(older)) == list(current.state_dict())
     save_like_the_original(current, tmp_path / "older.pt", regression=False, state_dict=older)
-    (tmp_path / "config.yaml").write_text(YAML)
     model = convert_checkpoint(tmp_path / "older.pt", original_config=tmp_path / "config.yaml")
     batch = random_inputs(model.config, batch=3, seed=12)
     with torch.no_grad():

@@ -248,6 +248,10 @@ def test_bigwig_reads_no_data_and_chromosome_ends_as_zero_depth(sim_chromatin):
     assert tail.shape == (7, 150) and not tail[:, 100:].any()
     head = signals.region("chr2", -30, 20)
     assert head.shape == (7, 50) and not head[:, :30].any()
+    # Ensembl names ("2") read UCSC-named tracks ("chr2").
+    middle = signals.region("chr2", 150_000, 160_000)
+    assert middle.any()
+    np.testing.assert_array_equal(signals.region("2", 150_000, 160_000), middle)
 
 
 def test_folds_are_the_originals_chromosome_splits(sim_chromatin):

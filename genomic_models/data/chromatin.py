@@ -176,7 +176,11 @@ def read_chromoformer_metadata(
             raise GenomicInputError(path, f"scores {raw_scores!r} hold NaN or infinity", record=record)
         pcres.append(regions)
         scores.append(numbers)
-    table["start"] = pd.to_numeric(table["start"], errors="raise").astype(int)
+    starts = pd.to_numeric(table["start"], errors="coerce")
+    if starts.isna().any():
+        row = table[starts.isna()].iloc[0]
+        raise GenomicInputError(path, f"start {row.start!r} is not an integer TSS position", record=str(row.gene_id))
+    table["start"] = starts.astype(int)
     table["pcres"], table["scores"] = pcres, scores
     columns = [c for c in ("gene_id", "chrom", "start", "strand", "split", "label", "expression") if c in table]
     table = table[columns + ["pcres", "scores"]].copy()
@@ -361,15 +365,24 @@ class BigWigSignals:
         state["_handles"] = None
         return state
 
+    @staticmethod
+    def _name_in(handle, chrom: str) -> str | None:
+        """The track's name of a chromosome, accepting "chr1" for "1" and the reverse (UCSC vs Ensembl naming)."""
+        for name in (chrom, chrom[3:] if chrom.startswith("chr") else f"chr{chrom}"):
+            if handle.chroms(name) is not None:
+                return name
+        return None
+
     def region(self, chrom: str, start: int, end: int) -> np.ndarray:
         signal = np.zeros((self.num_marks, end - start), dtype=np.float32)
         for index, (track, handle) in enumerate(zip(self.tracks, self._open_all())):
-            size = handle.chroms(chrom)
-            if size is None:
+            name = self._name_in(handle, chrom)
+            if name is None:
                 raise GenomicInputError(track, f"chromosome {chrom} is not in this bigWig", record=f"{chrom}:{start}")
+            size = handle.chroms(name)
             lo, hi = max(start, 0), min(end, size)
             if hi > lo:
-                values = np.asarray(handle.values(chrom, lo, hi, numpy=True), dtype=np.float32)
+                values = np.asarray(handle.values(name, lo, hi, numpy=True), dtype=np.float32)
                 signal[index, lo - start : hi - start] = np.nan_to_num(values, nan=0.0)
         if (signal < 0).any():
             raise GenomicInputError(

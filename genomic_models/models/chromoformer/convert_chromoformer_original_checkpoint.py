@@ -137,25 +137,28 @@ def normalize_original_keys(state_dict: dict[str, torch.Tensor]) -> OrderedDict[
     return normalized
 
 
+def transformers_key(original_key: str) -> str | None:
+    """The `ChromoformerForSequenceClassification` name of a current-layout original key; None for unused ones."""
+    if any(pattern.search(original_key) for pattern in _UNUSED):
+        return None
+    for prefix, replacement in _HEAD.items():
+        if original_key.startswith(prefix):
+            return replacement + original_key[len(prefix) :]
+    for pattern, replacement in _RENAMES:
+        if pattern.search(original_key):
+            return "chromoformer." + pattern.sub(replacement, original_key)
+    raise ValueError(f"unrecognised parameter {original_key!r} in the original checkpoint")
+
+
 def map_original_to_transformers(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Original (current-layout) keys -> keys of `ChromoformerForSequenceClassification`; returns (mapped, dropped)."""
     mapped, dropped = {}, []
     for key, tensor in state_dict.items():
-        if any(pattern.search(key) for pattern in _UNUSED):
+        new_key = transformers_key(key)
+        if new_key is None:
             dropped.append(key)
-            continue
-        new_key = None
-        for prefix, replacement in _HEAD.items():
-            if key.startswith(prefix):
-                new_key = replacement + key[len(prefix) :]
-        if new_key is None:
-            for pattern, replacement in _RENAMES:
-                if pattern.search(key):
-                    new_key = "chromoformer." + pattern.sub(replacement, key)
-                    break
-        if new_key is None:
-            raise ValueError(f"unrecognised parameter {key!r} in the original checkpoint")
-        mapped[new_key] = tensor
+        else:
+            mapped[new_key] = tensor
     return mapped, dropped
 
 
