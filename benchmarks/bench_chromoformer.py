@@ -310,9 +310,9 @@ Same weights and batch: max |logit difference| {gaps["logit_gap"]:.2e} (logits u
 max |gradient difference| over all parameters {gaps["gradient_gap"]:.2e}.
 
 Where the speed comes from: the pairwise stage only needs the promoter's centre bin, so it computes that query row
-instead of full 400 x 400 attention per pCRE; the last embedding layer does the same; keys and values of
-`W_kv (W_in x + pe)` are computed as `(W_kv W_in) x + W_kv pe` on the 7 raw marks; attention runs through
-`scaled_dot_product_attention`.
+instead of full 400 x 400 attention per pCRE (the last embedding layer does the same); for such a row the query is
+moved through the key and value weights, so the per-bin work runs on the 7 raw marks and no keys or values are
+built; the regulation transformer uses `scaled_dot_product_attention`.
 
 ### What the default model learns on the synthetic genome
 

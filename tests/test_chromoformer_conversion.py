@@ -25,10 +25,16 @@ from tests.helpers.chromoformer_original import (
 )
 
 W_MAX = 8000  # 4, 16 and 80 bins: small inputs, same code paths as 40 kb
-# A reduced configuration that still exercises every path: 2 embedding layers (the last computes one row), 4 pairwise
-# heads, regulation attention width != hidden width.
-SECTIONS = original_sections(embed=(2, 2, 32, 48), pairwise=(2, 4, 32, 40), regulation=(2, 4, 64, 24))
-YAML = f"""seed: 123
+
+
+def sections(embedding_layers: int) -> dict:
+    """A reduced configuration that still exercises every path: 4 pairwise heads, a regulation width different from
+    the hidden width, and 1 embedding layer (the default: one factored query row) or 2 (a full layer first)."""
+    return original_sections(embed=(embedding_layers, 2, 32, 48), pairwise=(2, 4, 32, 40), regulation=(2, 4, 64, 24))
+
+
+def yaml_text(embedding_layers: int) -> str:
+    return f"""seed: 123
 num_epoch: 10
 lr: 3e-5
 bsz: 64
@@ -37,7 +43,7 @@ i_max: 8
 w_prom: {W_MAX}
 w_max: {W_MAX}
 n_feats: 7
-embed: {{n_layers: 2, n_heads: 2, d_model: 32, d_ff: 48}}
+embed: {{n_layers: {embedding_layers}, n_heads: 2, d_model: 32, d_ff: 48}}
 pairwise_interaction: {{n_layers: 2, n_heads: 4, d_model: 32, d_ff: 40}}
 regulation: {{n_layers: 2, n_heads: 4, d_model: 64, d_ff: 24}}
 d_head: 16
@@ -64,12 +70,14 @@ def original_logits(model, batch) -> torch.Tensor:
         return model(*to_original_inputs(batch, [2000, 500, 100], W_MAX))
 
 
-@pytest.mark.parametrize("regression", [False, True], ids=["classifier", "regressor"])
-def test_converted_checkpoint_reproduces_the_original(tmp_path, regression):
-    original = build_original(regression, SECTIONS, d_head=16, seed=1).eval()
+@pytest.mark.parametrize(
+    "regression, embedding_layers", [(False, 1), (True, 2), (True, 1)], ids=["classifier", "regressor", "regressor-1"]
+)
+def test_converted_checkpoint_reproduces_the_original(tmp_path, regression, embedding_layers):
+    original = build_original(regression, sections(embedding_layers), d_head=16, seed=1).eval()
     perturb_(original, seed=2)
     save_like_the_original(original, tmp_path / "original.pt", regression)
-    (tmp_path / "config.yaml").write_text(YAML)
+    (tmp_path / "config.yaml").write_text(yaml_text(embedding_layers))
 
     main(
         [
@@ -84,9 +92,9 @@ def test_converted_checkpoint_reproduces_the_original(tmp_path, regression):
 
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf").eval()
     assert model.config.num_labels == (1 if regression else 2)
-    assert model.config.problem_type == ("regression" if regression else None)
+    assert model.config.problem_type == ("regression" if regression else "single_label_classification")
     assert model.config.bin_sizes == [2000, 500, 100] and model.config.max_region_length == W_MAX
-    assert (model.config.embedding_num_layers, model.config.pairwise_num_heads) == (2, 4)
+    assert (model.config.embedding_num_layers, model.config.pairwise_num_heads) == (embedding_layers, 4)
     assert (model.config.regulation_attention_size, model.config.head_hidden_size) == (64, 16)
     extractor = AutoFeatureExtractor.from_pretrained(tmp_path / "hf")
     assert (extractor.max_region_length, extractor.promoter_window, extractor.max_pcres) == (W_MAX, W_MAX, 8)
@@ -105,10 +113,10 @@ def test_converted_checkpoint_reproduces_the_original(tmp_path, regression):
 
 def test_gradients_match_the_original(tmp_path):
     """Training behaves as the original: same loss gradients for every mapped parameter."""
-    original = build_original(False, SECTIONS, d_head=16, seed=5)
+    original = build_original(False, sections(1), d_head=16, seed=5)
     perturb_(original, seed=6)
     save_like_the_original(original, tmp_path / "original.pt", regression=False)
-    (tmp_path / "config.yaml").write_text(YAML)
+    (tmp_path / "config.yaml").write_text(yaml_text(1))
     model = convert_checkpoint(tmp_path / "original.pt", original_config=tmp_path / "config.yaml").train()
     batch = random_inputs(model.config, batch=4, pcre_counts=[2, 8, 0, 4], seed=7)
     labels = torch.tensor([0, 1, 1, 0])
@@ -171,7 +179,7 @@ def test_older_key_layouts_convert(tmp_path):
     """The `Chromoformer` class of net.py (embed2000, pw_int2000, reg2000) and the older names convert_weight maps."""
     from chromoformer.net import Chromoformer
 
-    (tmp_path / "config.yaml").write_text(YAML)
+    (tmp_path / "config.yaml").write_text(yaml_text(2))
     legacy = Chromoformer(
         n_feats=7,
         embed_n_layers=2,
@@ -203,7 +211,7 @@ def test_older_key_layouts_convert(tmp_path):
         ours = model(**batch).logits
     assert (ours - expected).abs().max().item() <= 1e-5
 
-    current = build_original(False, SECTIONS, d_head=16, seed=10).eval()
+    current = build_original(False, sections(2), d_head=16, seed=10).eval()
     perturb_(current, seed=11)
     older = _older_layout(current.state_dict())
     assert any(key.startswith("embed2000_b.") for key in older) and any("lin_proj_c" in key for key in older)
@@ -216,7 +224,7 @@ def test_older_key_layouts_convert(tmp_path):
 
 
 def test_unsafe_checkpoints_are_refused(tmp_path):
-    original = build_original(False, SECTIONS, d_head=16)
+    original = build_original(False, sections(1), d_head=16)
     torch.save({"net": original.state_dict(), "args": argparse.Namespace(lr=3e-5)}, tmp_path / "pickled.pt")
     with pytest.raises(ValueError, match="refused to load"):
         load_original_checkpoint(tmp_path / "pickled.pt")
@@ -226,7 +234,7 @@ def test_unsafe_checkpoints_are_refused(tmp_path):
 
 
 def test_wrong_head_counts_are_reported(tmp_path):
-    original = build_original(False, SECTIONS, d_head=16)
+    original = build_original(False, sections(1), d_head=16)
     save_like_the_original(original, tmp_path / "original.pt", regression=False)
     # Head counts are not in the weights: a count that cannot split the stored width is a clear error.
     with pytest.raises(ValueError, match="not divisible"):

@@ -191,9 +191,10 @@ def test_classification_loss_is_cross_entropy():
     torch.testing.assert_close(model(**batch, labels=labels, num_items_in_batch=2).loss, output.loss * 2)
 
 
-def test_gradient_checkpointing_gives_the_same_gradients():
+@pytest.mark.parametrize("embedding_layers", [1, 2])
+def test_gradient_checkpointing_gives_the_same_gradients(embedding_layers):
     torch.manual_seed(4)
-    config = tiny_config(embedding_num_layers=2)
+    config = tiny_config(embedding_num_layers=embedding_layers)
     batch = random_inputs(config, batch=3)
     labels = torch.tensor([0, 1, 1])
     gradients = []

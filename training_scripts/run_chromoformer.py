@@ -285,7 +285,8 @@ def main(argv: list[str] | None = None):
             model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code
         )
     else:
-        config = ChromoformerConfig(num_labels=num_labels, **settings.model_config_kwargs())
+        problem_type = "regression" if num_labels == 1 else "single_label_classification"
+        config = ChromoformerConfig(num_labels=num_labels, problem_type=problem_type, **settings.model_config_kwargs())
         if model_args.config_overrides:
             config.update_from_string(model_args.config_overrides)
             config = ChromoformerConfig.from_dict(config.to_dict())  # validates the overridden values

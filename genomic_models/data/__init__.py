@@ -1,5 +1,18 @@
 """Readers, chunking and simulation shared by every architecture."""
 
+from .chromatin import (
+    CHROMOSOME_SPLITS,
+    BigWigSignals,
+    ChromoformerDataset,
+    NpySignals,
+    chromosome_split,
+    fold_splits,
+    metadata_from_tables,
+    read_chromoformer_metadata,
+    read_interactions,
+    read_tss_table,
+    write_chromoformer_metadata,
+)
 from .chunks import Chunk, gene_chunks, normalize_chrom, read_gene_table, tiled_chunks
 from .genotypes import GenotypeMatrix, read_plink, read_vcf
 from .haplotypes import (
@@ -13,6 +26,17 @@ from .haplotypes import (
 )
 
 __all__ = [
+    "CHROMOSOME_SPLITS",
+    "BigWigSignals",
+    "ChromoformerDataset",
+    "NpySignals",
+    "chromosome_split",
+    "fold_splits",
+    "metadata_from_tables",
+    "read_chromoformer_metadata",
+    "read_interactions",
+    "read_tss_table",
+    "write_chromoformer_metadata",
     "Chunk",
     "GenotypeMatrix",
     "chunk_sites",

@@ -207,8 +207,7 @@ def infer_config(
         num_labels=state_dict["fc_head.2.weight"].shape[0],
     )
     kwargs.update({key: value for key, value in overrides.items() if value is not None})
-    if kwargs["num_labels"] == 1:
-        kwargs["problem_type"] = "regression"
+    kwargs["problem_type"] = "regression" if kwargs["num_labels"] == 1 else "single_label_classification"
     return ChromoformerConfig(**kwargs)
 
 

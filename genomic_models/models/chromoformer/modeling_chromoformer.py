@@ -11,11 +11,14 @@ One branch per resolution (2000, 500 and 100 bp bins by default), each with thre
 The head reads the promoter token of each branch (plus a skip from the regulation input) and predicts a class
 (Chromoformer-clf) or log2(RPKM + 1) (Chromoformer-reg).
 
-Faithful to the original numerically (conversion tests check 1e-5 agreement) but computed differently where the
-maths allows: attention runs through `scaled_dot_product_attention`, and because queries of the pairwise stage never
-interact, only the centre query row that the model reads is computed (also in the last embedding layer), instead of
-full bins x bins attention for every pCRE. Masked logits behave as the original's -1e9 fill: a row with nothing to
-attend to gets uniform attention over all keys (never NaN).
+Faithful to the original numerically (conversion tests check 1e-5 agreement of outputs and gradients) but computed
+differently where the maths allows. Queries of the pairwise stage never interact, and only the promoter's centre
+bin is read downstream, so only that query row is computed (also in the last embedding layer) instead of full
+bins x bins attention for every pCRE. For such single rows over a region's bins, the query is moved through the key
+and value weights so that per-bin work runs on the 7 raw marks and no keys or values are built
+(`factored_attention`); elsewhere (the regulation transformer, earlier embedding layers) attention runs through
+`scaled_dot_product_attention`. Masked logits behave as the original's -1e9 fill: a row with nothing to attend to
+gets uniform attention over all keys (never NaN).
 
 This file travels with hub checkpoints (trust_remote_code), so it imports only torch, transformers and its sibling.
 """
@@ -90,6 +93,44 @@ def project_factored(
     return F.linear(features, weight @ projection) + F.linear(positions, weight)
 
 
+def factored_attention(
+    query: torch.Tensor,
+    key_weight: torch.Tensor,
+    value_weight: torch.Tensor,
+    features: torch.Tensor,
+    projection: torch.Tensor,
+    positions: torch.Tensor,
+    key_mask: torch.Tensor,
+    query_mask: torch.Tensor,
+    dropout: float = 0.0,
+) -> torch.Tensor:
+    """Attention of a few query rows over bins whose states are u_j = projection @ x_j + positions_j.
+
+    Keys are W_k u_j and values W_v u_j. Instead of building them for every bin, the query goes through the weights:
+    logits = (projection^T W_k^T q) . x_j + (W_k^T q) . positions_j, and the output is
+    W_v (projection @ sum_j a_j x_j + sum_j a_j positions_j). Per-bin work is then on the raw marks (7 by default),
+    and no (rows x bins x width) tensor is built: with one query row per region this is far cheaper than
+    `scaled_dot_product_attention` on materialised keys. Masking is the original's (-1e9 fill).
+
+    Args:
+        query: (N, heads, Lq, head_dim); key_weight, value_weight: (heads, head_dim, hidden).
+        features: (N, bins, marks); projection: (hidden, marks); positions: (bins, hidden).
+        key_mask: (N, bins) and query_mask: (N, Lq), bool, True where real.
+
+    Returns: (N, heads, Lq, head_dim).
+    """
+    query_hidden = torch.einsum("nhqc,hcd->nhqd", query, key_weight) / math.sqrt(query.shape[-1])
+    marks = features[:, None]  # (N, 1, bins, marks)
+    logits = (query_hidden @ projection) @ marks.transpose(-1, -2) + query_hidden @ positions.T
+    masked = ~(query_mask[:, None, :, None] & key_mask[:, None, None, :])
+    mask_value = -65504.0 if logits.dtype == torch.float16 else -1e9
+    probabilities = torch.softmax(logits.masked_fill(masked, mask_value), dim=-1)
+    if dropout:
+        probabilities = F.dropout(probabilities, p=dropout)
+    context = (probabilities @ marks) @ projection.T + probabilities @ positions  # (N, heads, Lq, hidden)
+    return torch.einsum("nhqd,hcd->nhqc", context, value_weight)
+
+
 class ChromoformerFeedForward(nn.Module):
     """Post-LN position-wise feed-forward block: LN(x + W2 act(W1 x))."""
 
@@ -145,6 +186,10 @@ class ChromoformerSelfAttention(nn.Module):
         (N, L, marks) and the layer's input is `input_projection @ marks + positions`, kept factored.
         """
         rows = slice(None) if query_index is None else slice(query_index, query_index + 1)
+        if input_projection is not None and query_index is not None:
+            return self._factored_row(
+                hidden_states, key_mask, query_mask, rows, frequencies, input_projection, positions
+            )
         if input_projection is None:
             projected = self.in_proj(hidden_states)
             residual = hidden_states[:, rows]
@@ -163,6 +208,40 @@ class ChromoformerSelfAttention(nn.Module):
         if self.gated:
             attended = attended * torch.sigmoid(self._split_heads(projected[3])[:, :, rows])
         attended = attended.transpose(1, 2).flatten(2)
+        return self.layer_norm(residual + self.residual_dropout(self.out_proj(attended)))
+
+    def _factored_row(
+        self,
+        features: torch.Tensor,
+        key_mask: torch.Tensor,
+        query_mask: torch.Tensor,
+        rows: slice,
+        frequencies: torch.Tensor | None,
+        input_projection: torch.Tensor,
+        positions: torch.Tensor,
+    ) -> torch.Tensor:
+        """One query row over factored inputs (the single embedding layer of the default config): the keys and
+        values of every bin are never built (see `factored_attention`)."""
+        if frequencies is not None and self.frequency_scale is not None:
+            raise NotImplementedError("the factored path serves the embedding transformer, which has no frequencies")
+        batch = features.shape[0]
+        residual = F.linear(features[:, rows], input_projection) + positions[rows]  # (N, 1, hidden)
+        weights = self.in_proj.weight.view(4 if self.gated else 3, self.num_heads, self.head_dim, -1)
+        query = self._split_heads(F.linear(residual, weights[0].flatten(0, 1)))
+        attended = factored_attention(
+            query,
+            weights[1],
+            weights[2],
+            features,
+            input_projection,
+            positions,
+            key_mask,
+            query_mask[:, rows],
+            self.dropout if self.training else 0.0,
+        )
+        if self.gated:
+            attended = attended * torch.sigmoid(self._split_heads(F.linear(residual, weights[3].flatten(0, 1))))
+        attended = attended.transpose(1, 2).reshape(batch, residual.shape[1], -1)
         return self.layer_norm(residual + self.residual_dropout(self.out_proj(attended)))
 
 
@@ -193,7 +272,7 @@ class ChromoformerLayer(GradientCheckpointingLayer):
 
 
 class ChromoformerPairwiseAttention(nn.Module):
-    """Post-LN cross-attention: promoter queries, keys and values from one pCRE's bins."""
+    """Post-LN cross-attention: promoter queries, keys and values from one pCRE's bins (see `factored_attention`)."""
 
     def __init__(self, config: ChromoformerConfig):
         super().__init__()
@@ -206,10 +285,6 @@ class ChromoformerPairwiseAttention(nn.Module):
         self.residual_dropout = nn.Dropout(config.hidden_dropout_prob)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def _split_heads(self, states: torch.Tensor) -> torch.Tensor:
-        batch, length, _ = states.shape
-        return states.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
-
     def forward(
         self,
         promoter_states: torch.Tensor,
@@ -219,13 +294,23 @@ class ChromoformerPairwiseAttention(nn.Module):
         key_mask: torch.Tensor,
         query_mask: torch.Tensor,
     ) -> torch.Tensor:
-        """promoter_states (N, Lq, hidden) queries; the keys and values come from the pCRE input
-        `pcre_projection @ pcre_features + positions` (N, bins, hidden), kept factored (see `project_factored`)."""
-        query = self._split_heads(self.query_proj(promoter_states))
-        keys_values = project_factored(pcre_features, pcre_projection, positions, self.key_value_proj.weight)
-        key, value = (self._split_heads(part) for part in keys_values.chunk(2, dim=-1))
-        attended = masked_attention(query, key, value, key_mask, query_mask, None, self.dropout if self.training else 0)
-        attended = attended.transpose(1, 2).flatten(2)
+        """promoter_states (N, Lq, hidden) queries; pcre_features (N, bins, marks), pcre_projection (hidden, marks)
+        and positions (bins, hidden) define the pCRE states; key_mask (N, bins), query_mask (N, Lq) bool."""
+        batch, rows, hidden = promoter_states.shape
+        query = self.query_proj(promoter_states).view(batch, rows, self.num_heads, self.head_dim).transpose(1, 2)
+        key_weight, value_weight = self.key_value_proj.weight.view(2, self.num_heads, self.head_dim, hidden).unbind(0)
+        attended = factored_attention(
+            query,
+            key_weight,
+            value_weight,
+            pcre_features,
+            pcre_projection,
+            positions,
+            key_mask,
+            query_mask,
+            self.dropout if self.training else 0.0,
+        )
+        attended = attended.transpose(1, 2).reshape(batch, rows, hidden)
         return self.layer_norm(promoter_states + self.residual_dropout(self.out_proj(attended)))
 
 
