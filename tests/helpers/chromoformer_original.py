@@ -90,7 +90,8 @@ def to_original_inputs(batch: dict, bin_sizes, max_region_length: int) -> tuple:
 
 def random_inputs(config, batch: int, slots: int = 8, seed: int = 0, pcre_counts=None) -> dict:
     """Random model inputs with the structures real data has: padded promoter bins (a promoter window narrower than
-    w_max), pCREs of various lengths centre-padded, empty slots, interaction scores only for real pCREs."""
+    w_max; every fourth gene even has a padded centre bin), pCREs of various lengths centre-padded, empty slots,
+    interaction scores only for real pCREs."""
     rng = np.random.default_rng(seed)
     counts = list(pcre_counts) if pcre_counts is not None else list(rng.integers(0, slots + 1, size=batch))
     total = config.total_bins
@@ -104,6 +105,8 @@ def random_inputs(config, batch: int, slots: int = 8, seed: int = 0, pcre_counts
         for row in range(batch):
             used = num_bins if row % 2 == 0 else max(1, num_bins // 2)  # odd rows: a narrower promoter window
             left = (num_bins - used + 1) // 2
+            if row % 4 == 3:  # a promoter whose centre bin is padding: its query rows are fully masked
+                used, left = 1, 0
             promoter[row, offset + left : offset + left + used] = rng.gamma(1.0, 1.0, (used, config.num_features))
             promoter_mask[row, offset + left : offset + left + used] = 1
             for slot in range(counts[row]):
