@@ -8,6 +8,13 @@ from tokenization import GeneBinTokenizer, GenotypeTokenizer, HaplotypeTokenizer
 from .cards import CardSpec, ModelCardContext, build_model_card, write_model_card
 from .errors import GenomicInputError
 from .hub import push_to_hub_with_card
+from .models.chromoformer import (
+    ChromoformerConfig,
+    ChromoformerFeatureExtractor,
+    ChromoformerForSequenceClassification,
+    ChromoformerModel,
+    ChromoformerPreTrainedModel,
+)
 from .models.gperceiver import (
     GPerceiverConfig,
     GPerceiverForContrastivePretraining,
@@ -210,9 +217,46 @@ Seq2KingForKinshipRegression._auto_class = "AutoModelForKinshipRegression"
 Seq2KingForKinshipRegression.model_card_writer = write_model_card
 Seq2KingForKinshipRegression.push_to_hub = push_to_hub_with_card
 
+
+def _chromoformer_task(config) -> tuple[str, str, str]:
+    if config.num_labels == 1:
+        return (
+            "tabular-regression",
+            "Gene expression regression (log2 RPKM + 1) from histone marks",
+            "tabular-regression",
+        )
+    return "tabular-classification", "Gene expression classification from histone marks", "tabular-classification"
+
+
+register_architecture(
+    ChromoformerConfig,
+    {"AutoModel": ChromoformerModel, "AutoModelForSequenceClassification": ChromoformerForSequenceClassification},
+    card=CardSpec(
+        template="chromoformer.md",
+        task_type="tabular-classification",
+        task_name="Gene expression classification from histone marks",
+        pipeline_tag="tabular-classification",
+        tags=("histone-modification", "gene-expression", "epigenomics", "hi-c"),
+        metrics={
+            "roc_auc": ("roc_auc", "ROC-AUC"),
+            "average_precision": ("average_precision", "Average precision"),
+            "accuracy": ("accuracy", "Accuracy"),
+            "pearson_r": ("pearsonr", "Pearson r"),
+            "r2": ("r_squared", "R^2"),
+        },
+        task_for_config=_chromoformer_task,
+    ),
+    processor_classes={"AutoFeatureExtractor": ChromoformerFeatureExtractor},
+)
+
 __all__ = [
     "ARCHITECTURES",
     "CardSpec",
+    "ChromoformerConfig",
+    "ChromoformerFeatureExtractor",
+    "ChromoformerForSequenceClassification",
+    "ChromoformerModel",
+    "ChromoformerPreTrainedModel",
     "GPerceiverConfig",
     "GPerceiverForContrastivePretraining",
     "GPerceiverForMaskedGenotypeModeling",

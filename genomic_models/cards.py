@@ -8,6 +8,7 @@ evaluation, so the model-index carries the run's own metrics.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,6 +30,9 @@ class CardSpec:
     # Another spec for a checkpoint of one head, keyed by the model class name (e.g. a regression head of an
     # architecture whose default card is for masked modelling). The template receives `architecture` as well.
     variants: dict[str, CardSpec] = field(default_factory=dict)
+    # For architectures whose task depends on the config (e.g. classification or regression head):
+    # config -> (task_type, task_name, pipeline_tag), replacing the three static fields.
+    task_for_config: Callable[[object], tuple[str, str, str | None]] | None = None
 
 
 @dataclass
@@ -80,6 +84,9 @@ def build_model_card(config, context: ModelCardContext | None = None, architectu
     architecture = architecture or (getattr(config, "architectures", None) or [None])[0]
     spec = CARD_SPECS[config.model_type]
     spec = spec.variants.get(architecture, spec)
+    task_type, task_name, pipeline_tag = (
+        spec.task_for_config(config) if spec.task_for_config else (spec.task_type, spec.task_name, spec.pipeline_tag)
+    )
     eval_results = []
     for key, value in context.eval_results.items():
         name = key.removeprefix("eval_")
@@ -87,8 +94,8 @@ def build_model_card(config, context: ModelCardContext | None = None, architectu
             metric_type, metric_name = spec.metrics[name]
             eval_results.append(
                 EvalResult(
-                    task_type=spec.task_type,
-                    task_name=spec.task_name,
+                    task_type=task_type,
+                    task_name=task_name,
                     dataset_type=context.dataset_type or context.dataset_id or _slug(context.dataset_name),
                     dataset_name=context.dataset_name,
                     dataset_split=context.eval_split,
@@ -104,7 +111,7 @@ def build_model_card(config, context: ModelCardContext | None = None, architectu
         tags=["genomics", config.model_type, *spec.tags, "custom_code"],
         datasets=[context.dataset_id or context.dataset_type or _slug(context.dataset_name)],
         metrics=sorted({metric_type for metric_type, _ in spec.metrics.values()}),
-        pipeline_tag=spec.pipeline_tag,
+        pipeline_tag=pipeline_tag,
         base_model=context.base_model,
         model_name=model_name,
         eval_results=eval_results or None,

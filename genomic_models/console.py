@@ -24,6 +24,11 @@ ENTRY_POINTS = {
     "genomic-models-run-phenotype-classification": "training_scripts.run_phenotype_classification:main",
     "genomic-models-evaluate-polygene": "training_scripts.evaluate_masked_expression:main",
     "genomic-models-generate-cells": "training_scripts.generate_expression:main",
+    "genomic-models-simulate-chromatin": "genomic_models.data.cli:simulate_chromatin_main",
+    "genomic-models-run-chromoformer": "training_scripts.run_chromoformer:main",
+    "genomic-models-convert-chromoformer": (
+        "genomic_models.models.chromoformer.convert_chromoformer_original_checkpoint:main"
+    ),
 }
 
 

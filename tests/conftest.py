@@ -54,6 +54,14 @@ def sim_cohort(tmp_path_factory):
     )
 
 
+@pytest.fixture(scope="session")
+def sim_chromatin(tmp_path_factory):
+    """24 synthetic genes on 23 chromosomes with histone marks as .npy files, bigWigs, TSS and interaction tables."""
+    from genomic_models.data.simulate_chromatin import simulate_chromatin
+
+    return simulate_chromatin(tmp_path_factory.mktemp("chromatin"), n_genes=24, seed=3)
+
+
 @pytest.fixture
 def subprocess_env(tmp_path) -> dict:
     """Environment for child processes: the repo importable, single-threaded torch, private caches."""

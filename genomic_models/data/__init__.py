@@ -1,5 +1,18 @@
 """Readers, chunking and simulation shared by every architecture."""
 
+from .chromatin import (
+    CHROMOSOME_SPLITS,
+    BigWigSignals,
+    ChromoformerDataset,
+    NpySignals,
+    chromosome_split,
+    fold_splits,
+    metadata_from_tables,
+    read_chromoformer_metadata,
+    read_interactions,
+    read_tss_table,
+    write_chromoformer_metadata,
+)
 from .chunks import Chunk, gene_chunks, normalize_chrom, read_gene_table, tiled_chunks
 from .examples import extract_bolt_lmm_example
 from .expression import (
@@ -79,6 +92,17 @@ from .kinship_sequences import (
 from .simulate_expression import SimulatedExpression, place_genes, simulate_expression
 
 __all__ = [
+    "CHROMOSOME_SPLITS",
+    "BigWigSignals",
+    "ChromoformerDataset",
+    "NpySignals",
+    "chromosome_split",
+    "fold_splits",
+    "metadata_from_tables",
+    "read_chromoformer_metadata",
+    "read_interactions",
+    "read_tss_table",
+    "write_chromoformer_metadata",
     "Chunk",
     "ExpressionMatrix",
     "GenotypeCodes",

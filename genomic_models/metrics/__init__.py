@@ -13,6 +13,7 @@ from .genotype import genotype_metrics, genotype_probabilities, paired_genotype_
 from .imputation import imputation_metrics, masked_accuracy, per_class_recall, per_snp_iqs, pooled_iqs
 from .kinship import kinship_regression_metrics, token_accuracy
 from .phenotype import pearson_r, phenotype_metrics
+from .prediction import binary_classification_metrics, prediction_metrics, regression_metrics
 from .single_cell import (
     bin_confusion_matrix,
     classification_metrics,
@@ -58,4 +59,7 @@ __all__ = [
     "phenotype_metrics",
     "pooled_iqs",
     "shared_allele_metrics",
+    "binary_classification_metrics",
+    "prediction_metrics",
+    "regression_metrics",
 ]
