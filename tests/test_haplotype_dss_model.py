@@ -186,7 +186,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     for checkpointing in (False, True):
         model = tiny_model().train()
         if checkpointing:
-            model.gradient_checkpointing_enable()
+            model.activation_checkpointing_enable()  # v5 name of gradient_checkpointing_enable
         model(ids, gene_ids=torch.tensor([0, 1, 2]), labels=labels).loss.backward()
         gradients.append({name: p.grad.clone() for name, p in model.named_parameters()})
     for name, grad in gradients[0].items():

@@ -164,7 +164,7 @@ def test_classifier_hides_its_phenotype_slot_and_trains(torch_single_thread):
     torch.testing.assert_close(output.loss, F.cross_entropy(output.logits[:3], labels[:3]))
     assert output.cls_embedding.shape == (4, 32)
     model.train()
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()  # v5 name of gradient_checkpointing_enable
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(20):
