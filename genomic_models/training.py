@@ -3,11 +3,15 @@ evaluation results."""
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 
-from transformers import Trainer
+import transformers
+from transformers import HfArgumentParser, Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
 
 from .cards import ModelCardContext, write_model_card
 
@@ -71,4 +75,33 @@ class GenomicTrainer(Trainer):
         write_model_card(model, self.args.output_dir, context)
 
 
-__all__ = ["GenomicTrainer"]
+def parse_script_arguments(parser: HfArgumentParser, argv: list[str] | None = None) -> tuple:
+    """A training script's dataclasses from its command line, or from a single JSON file argument (the transformers
+    example scripts' convention)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def setup_script_logging(training_args: TrainingArguments) -> None:
+    """Timestamped INFO logging to stdout, and transformers' verbosity per process (quiet on non-main ranks)."""
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO,
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+
+
+def find_last_checkpoint(training_args: TrainingArguments, logger: logging.Logger | None = None) -> str | None:
+    """The checkpoint to resume from when training into an output directory that already holds checkpoints."""
+    if not (training_args.do_train and os.path.isdir(training_args.output_dir)):
+        return None
+    last = get_last_checkpoint(training_args.output_dir)
+    if last is not None and logger is not None:
+        logger.info("resuming from %s", last)
+    return last
+
+
+__all__ = ["GenomicTrainer", "find_last_checkpoint", "parse_script_arguments", "setup_script_logging"]

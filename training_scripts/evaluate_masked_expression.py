@@ -39,6 +39,7 @@ from genomic_models.recipes.polygene import (
     resolve_expression_data,
     shard_reading,
 )
+from genomic_models.training import parse_script_arguments
 
 logger = logging.getLogger("evaluate_masked_expression")
 
@@ -121,10 +122,7 @@ def _cells(resolved, split: str, tokenizer, reading: ShardReading, data_args: Si
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = HfArgumentParser((EvaluationArguments, SingleCellDataArguments, MaskingArguments))
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        args, data_args, masking = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    else:
-        args, data_args, masking = parser.parse_args_into_dataclasses(args=argv)
+    args, data_args, masking = parse_script_arguments(parser, argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)

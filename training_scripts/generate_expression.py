@@ -27,6 +27,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, HfArgumentParser
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.recipes.polygene import check_model_matches_tokenizer
+from genomic_models.training import parse_script_arguments
 from tokenization.tokenization_gene_bin import PHENOTYPE_TYPES
 
 logger = logging.getLogger("generate_expression")
@@ -121,10 +122,7 @@ def to_anndata(tokenizer, input_ids: np.ndarray, settings: dict):
 def main(argv: list[str] | None = None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = HfArgumentParser((GenerationArguments,))
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        (args,) = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    else:
-        (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_script_arguments(parser, argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)

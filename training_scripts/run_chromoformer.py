@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import transformers
 from transformers import (
     AutoConfig,
     AutoFeatureExtractor,
@@ -43,7 +42,6 @@ from transformers import (
     default_data_collator,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.cards import ModelCardContext
@@ -58,7 +56,7 @@ from genomic_models.errors import GenomicInputError
 from genomic_models.metrics.prediction import binary_classification_metrics, regression_metrics
 from genomic_models.models.chromoformer import ChromoformerConfig, ChromoformerFeatureExtractor
 from genomic_models.models.chromoformer.original_config import OriginalSettings, read_original_config
-from genomic_models.training import GenomicTrainer
+from genomic_models.training import GenomicTrainer, find_last_checkpoint, parse_script_arguments, setup_script_logging
 
 logger = logging.getLogger("run_chromoformer")
 
@@ -245,19 +243,11 @@ def main(argv: list[str] | None = None):
     """Run the script; returns the trainer (useful to callers that embed it)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = HfArgumentParser((ModelArguments, DataArguments, ChromoformerTrainingArguments))
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, training_args = parse_script_arguments(parser, argv)
     if model_args.task not in ("classification", "regression"):
         raise SystemExit(f"--task must be classification or regression, got {model_args.task!r}")
 
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        level=logging.INFO,
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    setup_script_logging(training_args)
 
     settings = OriginalSettings()
     if model_args.original_config:
@@ -269,11 +259,7 @@ def main(argv: list[str] | None = None):
         if getattr(data_args, name) is not None:
             setattr(settings, key, getattr(data_args, name))
 
-    last_checkpoint = None
-    if os.path.isdir(training_args.output_dir) and training_args.do_train:
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
-        if last_checkpoint is not None:
-            logger.info("resuming from %s", last_checkpoint)
+    last_checkpoint = find_last_checkpoint(training_args, logger)
     set_seed(training_args.seed)
 
     num_labels = 1 if model_args.task == "regression" else 2

@@ -32,7 +32,6 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.collators import DataCollatorForExpressionRegression
@@ -40,7 +39,7 @@ from genomic_models.data.expression import expression_scaling, with_expression
 from genomic_models.errors import GenomicInputError
 from genomic_models.metrics.expression import expression_metrics
 from genomic_models.recipes.expression import ExpressionDataArguments, load_expression_data
-from genomic_models.training import GenomicTrainer
+from genomic_models.training import GenomicTrainer, find_last_checkpoint, parse_script_arguments, setup_script_logging
 
 logger = logging.getLogger("run_expression")
 
@@ -116,22 +115,10 @@ def main(argv: list[str] | None = None):
     """Run the script; returns the trainer."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = HfArgumentParser((ExpressionModelArguments, ExpressionDataArguments, TrainingArguments))
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        level=logging.INFO,
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    model_args, data_args, training_args = parse_script_arguments(parser, argv)
+    setup_script_logging(training_args)
 
-    last_checkpoint = None
-    if os.path.isdir(training_args.output_dir) and training_args.do_train:
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
-        if last_checkpoint is not None:
-            logger.info("resuming from %s", last_checkpoint)
+    last_checkpoint = find_last_checkpoint(training_args, logger)
     set_seed(training_args.seed)
 
     cache_dir = os.path.join(data_args.data_dir or os.path.join(training_args.output_dir, "data"), "cache")

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import transformers
 from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback, HfArgumentParser, set_seed
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
 
@@ -49,7 +48,7 @@ from genomic_models.recipes.gperceiver import (
     resolve_config_kwargs,
     settings_for_checkpoint,
 )
-from genomic_models.training import GenomicTrainer
+from genomic_models.training import GenomicTrainer, parse_script_arguments, setup_script_logging
 
 logger = logging.getLogger("run_gperceiver_finetune")
 PHASE_ONE_DIR = "phase1_frozen_encoder"
@@ -111,9 +110,7 @@ class PhenotypeDataArguments(GenotypeDataArguments):
 
 def parse(argv: list[str]):
     parser = HfArgumentParser((FinetuningModelArguments, PhenotypeDataArguments, GPerceiverFinetuningArguments))
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parse_script_arguments(parser, argv)
 
 
 def load_phenotypes(data_args: PhenotypeDataArguments, genotype_names: list[str]) -> PhenotypeTable:
@@ -140,12 +137,7 @@ def phenotype_dataset(genotypes, phenotypes: PhenotypeTable | None) -> GenotypeD
 def main(argv: list[str] | None = None):
     """Run the script; returns the last phase's trainer."""
     model_args, data_args, training_args = parse(sys.argv[1:] if argv is None else list(argv))
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        level=logging.INFO,
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    setup_script_logging(training_args)
     set_seed(training_args.seed)
 
     params = read_params(model_args.params)

@@ -20,7 +20,6 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-import transformers
 from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback, HfArgumentParser, set_seed
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
 
@@ -39,7 +38,7 @@ from genomic_models.recipes.gperceiver import (
     resolve_config_kwargs,
     settings_for_checkpoint,
 )
-from genomic_models.training import GenomicTrainer
+from genomic_models.training import GenomicTrainer, parse_script_arguments, setup_script_logging
 
 logger = logging.getLogger("run_gperceiver_pretrain")
 
@@ -83,20 +82,13 @@ def parse(argv: list[str]):
     parser = HfArgumentParser(
         (PretrainingModelArguments, GPerceiverPretrainingDataArguments, GPerceiverPretrainingArguments)
     )
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parse_script_arguments(parser, argv)
 
 
 def main(argv: list[str] | None = None):
     """Run the script; returns the trainer."""
     model_args, data_args, training_args = parse(sys.argv[1:] if argv is None else list(argv))
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        level=logging.INFO,
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    setup_script_logging(training_args)
     set_seed(training_args.seed)
 
     params = read_params(model_args.params)

@@ -22,7 +22,6 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-import transformers
 from transformers import (
     CONFIG_MAPPING,
     AutoConfig,
@@ -32,11 +31,10 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.recipes import get_mlm_recipe
-from genomic_models.training import GenomicTrainer
+from genomic_models.training import GenomicTrainer, find_last_checkpoint, parse_script_arguments, setup_script_logging
 
 logger = logging.getLogger("run_mlm")
 
@@ -83,26 +81,14 @@ def main(argv: list[str] | None = None):
     argv = sys.argv[1:] if argv is None else list(argv)
     recipe = get_mlm_recipe(_model_type_from_argv(argv))
     parser = HfArgumentParser((ModelArguments, recipe.data_arguments, TrainingArguments))
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, training_args = parse_script_arguments(parser, argv)
 
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        level=logging.INFO,
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    setup_script_logging(training_args)
     logger.info(
         "process %d of %d, device %s", training_args.process_index, training_args.world_size, training_args.device
     )
 
-    last_checkpoint = None
-    if os.path.isdir(training_args.output_dir) and training_args.do_train:
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
-        if last_checkpoint is not None:
-            logger.info("resuming from %s", last_checkpoint)
+    last_checkpoint = find_last_checkpoint(training_args, logger)
     set_seed(training_args.seed)
 
     with training_args.main_process_first(desc="preparing the data"):

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import transformers
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -35,7 +34,6 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.collators.single_cell import collate_cells
@@ -52,7 +50,7 @@ from genomic_models.recipes.polygene import (
     resolve_expression_data,
     shard_reading,
 )
-from genomic_models.training import GenomicTrainer
+from genomic_models.training import GenomicTrainer, find_last_checkpoint, parse_script_arguments, setup_script_logging
 from tokenization.tokenization_gene_bin import PHENOTYPE_TYPES
 
 logger = logging.getLogger("run_phenotype_classification")
@@ -91,26 +89,14 @@ def main(argv: list[str] | None = None):
     """Run the script; returns the trainer."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = HfArgumentParser((ClassifierModelArguments, PhenotypeClassificationDataArguments, TrainingArguments))
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        level=logging.INFO,
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    model_args, data_args, training_args = parse_script_arguments(parser, argv)
+    setup_script_logging(training_args)
     if data_args.label_phenotype not in PHENOTYPE_TYPES:
         raise SystemExit(f"--label_phenotype must be one of {PHENOTYPE_TYPES}, got {data_args.label_phenotype!r}")
     if model_args.model_name_or_path is None and model_args.model_type != "polygene":
         raise SystemExit("give --model_name_or_path (a pretrained Polygene) or --model_type polygene (from scratch)")
 
-    last_checkpoint = None
-    if os.path.isdir(training_args.output_dir) and training_args.do_train:
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
-        if last_checkpoint is not None:
-            logger.info("resuming from %s", last_checkpoint)
+    last_checkpoint = find_last_checkpoint(training_args, logger)
     set_seed(training_args.seed)
 
     resolved = resolve_expression_data(data_args)

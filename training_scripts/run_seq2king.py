@@ -19,9 +19,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-import transformers
 from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models import (
@@ -43,7 +41,7 @@ from genomic_models.data.kinship import (
 from genomic_models.data.kinship_sequences import build_kinship_datasets
 from genomic_models.kinship import king_robust_from_file
 from genomic_models.metrics.kinship import kinship_regression_metrics, token_accuracy
-from genomic_models.training import GenomicTrainer
+from genomic_models.training import GenomicTrainer, find_last_checkpoint, parse_script_arguments, setup_script_logging
 
 logger = logging.getLogger("run_seq2king")
 
@@ -133,18 +131,12 @@ def main(argv: list[str] | None = None):
     """Run the script; returns the trainer."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, training_args = parse_script_arguments(parser, argv)
     if data_args.task not in ("kinship", "population"):
         raise SystemExit(f"--task must be 'kinship' or 'population', got {data_args.task!r}")
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    setup_script_logging(training_args)
 
-    last_checkpoint = None
-    if os.path.isdir(training_args.output_dir) and training_args.do_train:
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
+    last_checkpoint = find_last_checkpoint(training_args, logger)
     set_seed(training_args.seed)
 
     with training_args.main_process_first(desc="computing kinship"):
