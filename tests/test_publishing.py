@@ -274,3 +274,30 @@ def test_bf16_autocast_training_step(name):
 
 def test_every_registered_architecture_is_in_the_zoo():
     assert set(genomic_models.ARCHITECTURES) == set(ZOO)
+
+
+STANDARD_LIBRARY = set(sys.stdlib_module_names)
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_travelling_files_import_only_torch_transformers_numpy_and_siblings(name, saved_zoo):
+    import ast
+
+    folder = saved_zoo / name
+    sources = {path.name: path for path in folder.glob("*.py")}
+    assert any(file.startswith("modeling_") for file in sources) and any(
+        f.startswith("configuration_") for f in sources
+    )
+    for file, path in sources.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                # relative: a flat sibling that travels too, the only form trust_remote_code copies
+                assert node.level == 1 and f"{node.module}.py" in sources, (file, ast.dump(node))
+                continue
+            if isinstance(node, ast.Import):
+                roots = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                roots = {node.module.split(".")[0]}
+            else:
+                continue
+            assert roots <= {"torch", "transformers", "numpy"} | STANDARD_LIBRARY, (file, roots)
