@@ -32,6 +32,7 @@ import torch
 
 from .data.genotypes import GenotypeMatrix
 from .data.kinship import KinshipMatrix, write_kin0, write_king
+from .data.samples import sample_positions
 from .errors import GenomicInputError
 
 HUMAN_AUTOSOMES = frozenset(str(number) for number in range(1, 23))
@@ -357,11 +358,7 @@ def _vcf_chunks(path, chromosomes, variant_chunk_size, samples):
 def _sample_positions(file_samples: list[str], samples: Sequence[str] | None, source: str) -> np.ndarray:
     if samples is None:
         return np.arange(len(file_samples))
-    position = {sample: index for index, sample in enumerate(file_samples)}
-    absent = [sample for sample in samples if sample not in position]
-    if absent:
-        raise GenomicInputError(source, f"{len(absent)} requested sample(s) are not in the file, e.g. {absent[:5]}")
-    return np.array([position[sample] for sample in samples], dtype=np.int64)
+    return sample_positions(file_samples, samples, source)
 
 
 def king_robust_from_file(

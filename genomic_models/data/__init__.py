@@ -89,6 +89,7 @@ from .kinship_sequences import (
     person_sequences,
     sequential_split,
 )
+from .samples import read_sample_list, sample_positions
 from .simulate_expression import SimulatedExpression, place_genes, simulate_expression
 
 __all__ = [
@@ -117,8 +118,10 @@ __all__ = [
     "read_kin0",
     "read_king",
     "read_kinship_csv",
+    "read_sample_list",
     "read_sample_table",
     "sample_labels",
+    "sample_positions",
     "sequential_split",
     "write_kin0",
     "write_king",

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GenomicInputError
+from .samples import sample_positions
 
 VARIANT_COLUMNS = ("chrom", "pos", "id", "ref", "alt")
 
@@ -102,13 +103,7 @@ class GenotypeMatrix:
 
     def sample_index(self, samples: Sequence[str]) -> np.ndarray:
         """Column of each requested sample id; names every id that is absent."""
-        position = {sample: index for index, sample in enumerate(self.samples)}
-        missing = [sample for sample in samples if sample not in position]
-        if missing:
-            raise GenomicInputError(
-                self.source, f"{len(missing)} requested sample(s) are not in the file, e.g. {missing[:5]}"
-            )
-        return np.array([position[sample] for sample in samples], dtype=np.int64)
+        return sample_positions(self.samples, samples, self.source)
 
     # -- requirements a pipeline can state -----------------------------------------------------------------------
     def require_ploidy(self, ploidy: int) -> GenotypeMatrix:
@@ -186,9 +181,7 @@ def read_vcf(
         raise GenomicInputError(source, f"not a readable VCF/BCF ({error})") from None
     file_samples = list(reader.samples)
     if samples is not None:
-        absent = [sample for sample in samples if sample not in set(file_samples)]
-        if absent:
-            raise GenomicInputError(source, f"{len(absent)} requested sample(s) are not in the file, e.g. {absent[:5]}")
+        sample_positions(file_samples, samples, source)
         reader.set_samples(list(samples))
         order = {sample: index for index, sample in enumerate(reader.samples)}
         reorder = np.array([order[sample] for sample in samples])

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GenomicInputError
+from .samples import sample_positions
 
 SAMPLE_COLUMNS = ("sample", "Sample name", "Sample", "sample_id", "IID", "#IID", "sample_name")
 POPULATION_COLUMNS = ("population", "Population code", "pop", "Population", "POP")
@@ -76,13 +77,7 @@ class KinshipMatrix:
         return len(self.samples)
 
     def sample_index(self, samples: Sequence[str]) -> np.ndarray:
-        position = {sample: index for index, sample in enumerate(self.samples)}
-        missing = [sample for sample in samples if sample not in position]
-        if missing:
-            raise GenomicInputError(
-                self.source, f"{len(missing)} sample id(s) are not in the kinship matrix, e.g. {missing[:5]}"
-            )
-        return np.array([position[sample] for sample in samples], dtype=np.int64)
+        return sample_positions(self.samples, samples, self.source, container="the kinship matrix")
 
     def subset(self, samples: Sequence[str]) -> KinshipMatrix:
         index = self.sample_index(samples)

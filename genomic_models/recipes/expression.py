@@ -24,6 +24,7 @@ from ..data.expression import (
 )
 from ..data.genotypes import GenotypeMatrix
 from ..data.haplotypes import gene_vocabulary, load_haplotype_cohort, read_seed_layout, read_seed_sites
+from ..data.samples import read_sample_list
 from ..expression_prediction import individual_folds
 
 
@@ -111,7 +112,7 @@ def load_genotype_chunks(
             genes = eqtl_gene_table(read_eqtl_table(args.eqtl_table), args.eqtl_pvalue, args.max_genes, args.eqtl_table)
         else:
             raise ValueError("VCF input needs --gene_table or --eqtl_table (genes around whose TSS to chunk)")
-        samples = _read_lines(args.samples_file) if args.samples_file else None
+        samples = read_sample_list(args.samples_file) if args.samples_file else None
         cohort = load_haplotype_cohort(
             args.vcf_file,
             gene_table=genes,
@@ -148,11 +149,6 @@ def load_expression_data(args: ExpressionDataArguments, cache_dir: str | None = 
     card.dataset_name += f" with expression from {os.path.basename(args.expression_file)}"
     card.eval_split = f"fold {args.fold} of {args.n_folds} (held-out individuals)"
     return ExpressionData(dataset, sites, targets, folds, card, matrix)
-
-
-def _read_lines(path: str) -> list[str]:
-    with open(path) as handle:
-        return [line.strip() for line in handle if line.strip()]
 
 
 __all__ = ["ExpressionData", "ExpressionDataArguments", "load_expression_data", "load_genotype_chunks"]

@@ -28,6 +28,7 @@ from ..data.genotype_tables import (
     tokenizer_from_marker_table,
 )
 from ..data.genotypes import read_plink, read_vcf
+from ..data.samples import read_sample_list
 from ..errors import GenomicInputError
 from ..metrics.allele_counts import masked_genotype_metrics, shared_allele_metrics
 from ..models.gperceiver.configuration_gperceiver import GPerceiverConfig, translate_original_params
@@ -185,7 +186,7 @@ def load_genotypes(
         )
     ploidy = args.ploidy or ploidy
     num_alleles = args.num_alleles or num_alleles
-    samples = _read_lines(args.samples_file) if args.samples_file else None
+    samples = read_sample_list(args.samples_file) if args.samples_file else None
     if tokenizer is not None:
         for name, value, expected in (
             ("ploidy", ploidy, tokenizer.ploidy),
@@ -343,11 +344,6 @@ class GPerceiverMLMRecipe(MaskedModelingRecipe):
         return masked_genotype_metrics(
             np.asarray(logits), np.asarray(eval_prediction.label_ids), self.ploidy, self.num_alleles
         )
-
-
-def _read_lines(path: str) -> list[str]:
-    with open(path) as handle:
-        return [line.strip() for line in handle if line.strip()]
 
 
 __all__ = [

@@ -11,6 +11,7 @@ import torch
 from ..cards import ModelCardContext
 from ..collators import DataCollatorForGenotypeMLM, DataCollatorForHaplotypeMLM
 from ..data.haplotypes import gene_vocabulary, load_haplotype_cohort, read_seed_layout, split_by_individual
+from ..data.samples import read_sample_list
 from ..errors import GenomicInputError
 from ..metrics.genotype import genotype_metrics
 from ..metrics.imputation import imputation_metrics
@@ -109,7 +110,7 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
                 )
             else:
                 card = ModelCardContext(dataset_name=f"Phased VCF {os.path.basename(vcf)}")
-            samples = _read_lines(data_args.samples_file) if data_args.samples_file else None
+            samples = read_sample_list(data_args.samples_file) if data_args.samples_file else None
             if not genes and not data_args.tile_size:
                 raise ValueError("VCF input needs --gene_table (TSS-centred chunks) or --tile_size (tiled chunks)")
             dataset = load_haplotype_cohort(
@@ -175,11 +176,6 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
         if self.eval_mode == "genotype":
             return genotype_metrics(probabilities, np.asarray(labels), site_ids)
         return imputation_metrics(probabilities, np.asarray(labels), site_ids)
-
-
-def _read_lines(path: str) -> list[str]:
-    with open(path) as handle:
-        return [line.strip() for line in handle if line.strip()]
 
 
 __all__ = ["HaplotypeDataArguments", "HaplotypeMLMRecipe"]
