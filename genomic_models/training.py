@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import transformers
 from transformers import HfArgumentParser, Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
 
 from .cards import ModelCardContext, write_model_card
 
@@ -94,6 +94,19 @@ def setup_script_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
 
 
+def enable_best_model_tracking(training_args: TrainingArguments) -> None:
+    """Per-epoch evaluation and saving, with the checkpoint of lowest eval loss restored at the end: what early
+    stopping needs. An explicit eval strategy, metric or save limit is kept."""
+    if training_args.eval_strategy == IntervalStrategy.NO:
+        training_args.eval_strategy = IntervalStrategy.EPOCH
+        training_args.save_strategy = SaveStrategy.EPOCH
+    training_args.load_best_model_at_end = True
+    training_args.metric_for_best_model = training_args.metric_for_best_model or "loss"
+    training_args.greater_is_better = False
+    if training_args.save_total_limit is None:
+        training_args.save_total_limit = 2
+
+
 def find_last_checkpoint(training_args: TrainingArguments, logger: logging.Logger | None = None) -> str | None:
     """The checkpoint to resume from when training into an output directory that already holds checkpoints."""
     if not (training_args.do_train and os.path.isdir(training_args.output_dir)):
@@ -104,4 +117,10 @@ def find_last_checkpoint(training_args: TrainingArguments, logger: logging.Logge
     return last
 
 
-__all__ = ["GenomicTrainer", "find_last_checkpoint", "parse_script_arguments", "setup_script_logging"]
+__all__ = [
+    "GenomicTrainer",
+    "enable_best_model_tracking",
+    "find_last_checkpoint",
+    "parse_script_arguments",
+    "setup_script_logging",
+]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback, HfArgumentParser, set_seed
-from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
+from transformers.trainer_utils import get_last_checkpoint
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.collators.genotype_codes import DataCollatorForPhenotypes
@@ -48,7 +48,13 @@ from genomic_models.recipes.gperceiver import (
     resolve_config_kwargs,
     settings_for_checkpoint,
 )
-from genomic_models.training import GenomicTrainer, parse_script_arguments, setup_script_logging
+from genomic_models.training import (
+    GenomicTrainer,
+    enable_best_model_tracking,
+    find_last_checkpoint,
+    parse_script_arguments,
+    setup_script_logging,
+)
 
 logger = logging.getLogger("run_gperceiver_finetune")
 PHASE_ONE_DIR = "phase1_frozen_encoder"
@@ -237,7 +243,7 @@ def main(argv: list[str] | None = None):
         if phase == "frozen" and os.path.exists(finished) and get_last_checkpoint(training_args.output_dir):
             logger.info("phase 1 already finished in %s and phase 2 has checkpoints: skipping phase 1", args.output_dir)
             continue
-        last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+        last = find_last_checkpoint(args, logger)
         logger.info(
             "phase %s: %d trainable parameters",
             phase,
@@ -303,18 +309,6 @@ def write_predictions(path: str, predictions: np.ndarray, genotypes, phenotypes:
     columns = ["name", "block", "block_name", "response", *(["cv"] if "cv" in table.columns else []), "prediction"]
     table[columns].to_csv(path, sep="\t", index=False, na_rep="NA")
     return table[columns]
-
-
-def enable_best_model_tracking(training_args) -> None:
-    """Per-epoch evaluation and saving, keeping the best validation loss (restored at the end of each phase)."""
-    if training_args.eval_strategy == IntervalStrategy.NO:
-        training_args.eval_strategy = IntervalStrategy.EPOCH
-        training_args.save_strategy = SaveStrategy.EPOCH
-    training_args.load_best_model_at_end = True
-    training_args.metric_for_best_model = training_args.metric_for_best_model or "loss"
-    training_args.greater_is_better = False
-    if training_args.save_total_limit is None:
-        training_args.save_total_limit = 2
 
 
 if __name__ == "__main__":

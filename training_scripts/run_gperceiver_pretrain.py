@@ -16,12 +16,10 @@ command line takes precedence.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 
 from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback, HfArgumentParser, set_seed
-from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.models.gperceiver import (
@@ -38,7 +36,13 @@ from genomic_models.recipes.gperceiver import (
     resolve_config_kwargs,
     settings_for_checkpoint,
 )
-from genomic_models.training import GenomicTrainer, parse_script_arguments, setup_script_logging
+from genomic_models.training import (
+    GenomicTrainer,
+    enable_best_model_tracking,
+    find_last_checkpoint,
+    parse_script_arguments,
+    setup_script_logging,
+)
 
 logger = logging.getLogger("run_gperceiver_pretrain")
 
@@ -166,9 +170,7 @@ def main(argv: list[str] | None = None):
     )
 
     if training_args.do_train:
-        last_checkpoint = (
-            get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
-        )
+        last_checkpoint = find_last_checkpoint(training_args, logger)
         result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
         prepared.card.training.update(
             {
@@ -199,18 +201,6 @@ def main(argv: list[str] | None = None):
     if training_args.push_to_hub:
         trainer.push_to_hub(model_name=training_args.hub_model_id)
     return trainer
-
-
-def enable_best_model_tracking(training_args) -> None:
-    """Per-epoch evaluation and saving with the best eval loss restored at the end (what early stopping needs)."""
-    if training_args.eval_strategy == IntervalStrategy.NO:
-        training_args.eval_strategy = IntervalStrategy.EPOCH
-        training_args.save_strategy = SaveStrategy.EPOCH
-    training_args.load_best_model_at_end = True
-    training_args.metric_for_best_model = training_args.metric_for_best_model or "loss"
-    training_args.greater_is_better = False
-    if training_args.save_total_limit is None:
-        training_args.save_total_limit = 2
 
 
 if __name__ == "__main__":
