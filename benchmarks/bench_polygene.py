@@ -39,7 +39,6 @@ from transformers import AutoModelForMaskedLM
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.results import markdown_table, record  # noqa: E402
-from genomic_models.collators.single_cell import DataCollatorForPolygeneMLM  # noqa: E402
 from genomic_models.data.h5ad import PBMC68K_PHENOTYPE_COLUMNS, H5adShard, pbmc68k_reduced_path  # noqa: E402
 from genomic_models.metrics.single_cell import MaskedExpressionTally, classification_metrics  # noqa: E402
 from genomic_models.recipes.polygene import (  # noqa: E402
@@ -214,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     _, evaluation = expression_datasets(resolved, tokenizer, shard_reading(data_args), data_args, seed=args.seed)
     model_tally = evaluate_masked_expression.evaluate_masked_expression(model, tokenizer, evaluation, data_args)
     majority = np.array([np.bincount(column, minlength=tokenizer.num_bins).argmax() for column in binned[train_rows].T])
-    collator = DataCollatorForPolygeneMLM(tokenizer, deterministic=True, seed=data_args.eval_seed)
+    collator = data_args.masking_collator(tokenizer, data_args.eval_seed, deterministic=True)  # the model's masks
     slots = {
         kind: (position, tokenizer.phenotype_token_ids(kind))
         for kind, position in tokenizer.phenotype_positions.items()

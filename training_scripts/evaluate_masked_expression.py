@@ -29,7 +29,6 @@ from torch.utils.data import DataLoader
 from transformers import AutoModelForMaskedLM, AutoTokenizer, HfArgumentParser
 
 import genomic_models  # noqa: F401  (registers the architectures)
-from genomic_models.collators.single_cell import DataCollatorForPolygeneMLM
 from genomic_models.data.h5ad import ShardReading, StreamedCells, TokenizedCells
 from genomic_models.metrics.single_cell import MaskedExpressionTally, constrained_predictions
 from genomic_models.recipes.polygene import (
@@ -66,16 +65,7 @@ def evaluate_masked_expression(
     tally = MaskedExpressionTally(tokenizer.first_bin_token_id, tokenizer.num_bins, tokenizer.gene_positions, slots)
     model.eval().to(device)
     for repeat in range(repeats):
-        collator = DataCollatorForPolygeneMLM(
-            tokenizer,
-            mlm_probability=masking.mlm_probability,
-            phenotype_mlm_probability=masking.phenotype_mlm_probability,
-            mask_replace_prob=masking.mask_replace_prob,
-            random_replace_prob=masking.random_replace_prob,
-            attend_masked=masking.attend_masked,
-            deterministic=True,
-            seed=masking.eval_seed + repeat,
-        )
+        collator = masking.masking_collator(tokenizer, masking.eval_seed + repeat, deterministic=True)
         for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator):
             with torch.no_grad():
                 logits = model(

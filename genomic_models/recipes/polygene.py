@@ -129,6 +129,20 @@ class MaskingArguments:
     )
     eval_seed: int = field(default=2024, metadata={"help": "Seed of the fixed evaluation masks."})
 
+    def masking_collator(self, tokenizer, seed: int | None, deterministic: bool = False) -> DataCollatorForPolygeneMLM:
+        """The collator these arguments describe: a running generator for training, per-cell seeds (`deterministic`)
+        for evaluation masks that every run and model shares."""
+        return DataCollatorForPolygeneMLM(
+            tokenizer,
+            mlm_probability=self.mlm_probability,
+            phenotype_mlm_probability=self.phenotype_mlm_probability,
+            mask_replace_prob=self.mask_replace_prob,
+            random_replace_prob=self.random_replace_prob,
+            attend_masked=self.attend_masked,
+            deterministic=deterministic,
+            seed=seed,
+        )
+
 
 @dataclass
 class PolygeneDataArguments(MaskingArguments, TokenizerArguments, SingleCellDataArguments):
@@ -325,16 +339,8 @@ class PolygeneMLMRecipe(MaskedModelingRecipe):
     def collators(self, tokenizer, config, data_args: PolygeneDataArguments, prepared: PreparedData, seed: int):
         check_model_matches_tokenizer(config, tokenizer)
         self.tokenizer = tokenizer
-        common = {
-            "tokenizer": tokenizer,
-            "mlm_probability": data_args.mlm_probability,
-            "phenotype_mlm_probability": data_args.phenotype_mlm_probability,
-            "mask_replace_prob": data_args.mask_replace_prob,
-            "random_replace_prob": data_args.random_replace_prob,
-            "attend_masked": data_args.attend_masked,
-        }
-        train_collator = DataCollatorForPolygeneMLM(**common, seed=seed)
-        eval_collator = DataCollatorForPolygeneMLM(**common, seed=data_args.eval_seed, deterministic=True)
+        train_collator = data_args.masking_collator(tokenizer, seed)
+        eval_collator = data_args.masking_collator(tokenizer, data_args.eval_seed, deterministic=True)
         return train_collator, eval_collator
 
     def preprocess_logits_for_metrics(self, logits, labels):
