@@ -79,6 +79,13 @@ def subprocess_env(tmp_path) -> dict:
 
 
 @pytest.fixture
+def remote_code_env(subprocess_env) -> dict:
+    """`subprocess_env` without the repository on PYTHONPATH: a colleague's process, where checkpoints load through
+    trust_remote_code (the child scripts also block `import genomic_models`, which the editable install provides)."""
+    return {key: value for key, value in subprocess_env.items() if key != "PYTHONPATH"}
+
+
+@pytest.fixture
 def python_executable() -> str:
     return sys.executable
 

@@ -1,6 +1,5 @@
 """Chromoformer checkpoints load without genomic_models (trust_remote_code), feature extractor included."""
 
-import ast
 import json
 import subprocess
 import sys
@@ -12,12 +11,14 @@ import torch
 import genomic_models  # noqa: F401
 from genomic_models import ChromoformerConfig, ChromoformerFeatureExtractor, ChromoformerForSequenceClassification
 
+from .helpers.travelling import CORE_IMPORTS, assert_imports_travel
+
 TRAVELLING_FILES = (
     "configuration_chromoformer.py",
     "modeling_chromoformer.py",
     "feature_extraction_chromoformer.py",
 )
-ALLOWED_IMPORTS = {"torch", "transformers", "numpy", "math", "dataclasses", "collections", "typing", "__future__"}
+ALLOWED_IMPORTS = CORE_IMPORTS
 
 REMOTE_LOAD = """
 import sys
@@ -76,28 +77,17 @@ def test_checkpoint_holds_sources_and_auto_maps(checkpoint):
 @pytest.mark.parametrize("name", TRAVELLING_FILES)
 def test_travelling_files_import_only_torch_transformers_numpy_and_siblings(checkpoint, name):
     _, _, path = checkpoint
-    for node in ast.walk(ast.parse((path / name).read_text())):
-        if isinstance(node, ast.Import):
-            roots = {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                assert node.level == 1 and f"{node.module}.py" in TRAVELLING_FILES, ast.dump(node)
-                continue
-            roots = {node.module.split(".")[0]}
-        else:
-            continue
-        assert roots <= ALLOWED_IMPORTS, (name, roots)
+    assert_imports_travel(path / name, TRAVELLING_FILES, ALLOWED_IMPORTS)
 
 
-def test_remote_code_loads_without_the_package(checkpoint, tmp_path, subprocess_env):
+def test_remote_code_loads_without_the_package(checkpoint, tmp_path, remote_code_env):
     model, extractor, path = checkpoint
     rng = np.random.default_rng(0)
     signals = rng.poisson(2.0, size=(3, 7, 8000)).astype(np.float32)
     np.save(tmp_path / "signals.npy", signals)
-    env = {key: value for key, value in subprocess_env.items() if key != "PYTHONPATH"}
     result = subprocess.run(
         [sys.executable, "-c", REMOTE_LOAD, str(path), str(tmp_path / "signals.npy"), str(tmp_path / "logits.npy")],
-        env=env,
+        env=remote_code_env,
         capture_output=True,
         text=True,
         cwd=tmp_path,

@@ -1,6 +1,5 @@
 """gperceiver checkpoints: Auto classes, auto_map and travelling sources, remote code without the package, card."""
 
-import ast
 import json
 import subprocess
 import sys
@@ -21,21 +20,10 @@ from transformers import (
 import genomic_models
 from genomic_models import GenotypeTokenizer, GPerceiverConfig, GPerceiverForPhenotypePrediction, ModelCardContext
 
+from .helpers.travelling import CORE_IMPORTS, assert_imports_travel
+
 TRAVELLING_FILES = ("configuration_gperceiver.py", "modeling_gperceiver.py", "tokenization_genotype.py")
-ALLOWED_IMPORTS = {
-    "torch",
-    "transformers",
-    "numpy",
-    "math",
-    "dataclasses",
-    "collections",
-    "typing",
-    "__future__",
-    "itertools",
-    "csv",
-    "os",
-    "re",
-}
+ALLOWED_IMPORTS = CORE_IMPORTS | {"itertools", "csv", "os", "re"}
 
 REMOTE_LOAD = """
 import sys
@@ -116,25 +104,14 @@ def test_checkpoint_holds_safetensors_auto_map_marker_table_and_sources(checkpoi
 @pytest.mark.parametrize("name", TRAVELLING_FILES)
 def test_travelling_files_import_only_torch_transformers_numpy_and_siblings(checkpoint, name):
     _, _, path = checkpoint
-    for node in ast.walk(ast.parse((path / name).read_text())):
-        if isinstance(node, ast.Import):
-            roots = {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                assert node.level == 1 and f"{node.module}.py" in TRAVELLING_FILES, ast.dump(node)
-                continue
-            roots = {node.module.split(".")[0]}
-        else:
-            continue
-        assert roots <= ALLOWED_IMPORTS, (name, roots)
+    assert_imports_travel(path / name, TRAVELLING_FILES, ALLOWED_IMPORTS)
 
 
-def test_remote_code_loads_without_the_package(checkpoint, tmp_path, subprocess_env):
+def test_remote_code_loads_without_the_package(checkpoint, tmp_path, remote_code_env):
     model, tokenizer, path = checkpoint
-    env = {key: value for key, value in subprocess_env.items() if key != "PYTHONPATH"}
     result = subprocess.run(
         [sys.executable, "-c", REMOTE_LOAD, str(path), str(tmp_path / "logits.npy")],
-        env=env,
+        env=remote_code_env,
         capture_output=True,
         text=True,
         cwd=tmp_path,

@@ -1,6 +1,5 @@
 """Hub-ready checkpoints: Auto registration, auto_map and source files, remote code without the package, model card."""
 
-import ast
 import json
 import subprocess
 import sys
@@ -14,8 +13,10 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokeni
 import genomic_models
 from genomic_models import HaplotypeDSSConfig, HaplotypeDSSForMaskedLM, HaplotypeTokenizer, ModelCardContext
 
+from .helpers.travelling import CORE_IMPORTS, assert_imports_travel
+
 TRAVELLING_FILES = ("configuration_haplotype_dss.py", "modeling_haplotype_dss.py", "tokenization_haplotype.py")
-ALLOWED_IMPORTS = {"torch", "transformers", "numpy", "math", "dataclasses", "collections", "typing", "__future__"}
+ALLOWED_IMPORTS = CORE_IMPORTS
 
 REMOTE_LOAD = """
 import sys
@@ -86,26 +87,14 @@ def test_checkpoint_holds_safetensors_auto_map_and_sources(checkpoint):
 @pytest.mark.parametrize("name", TRAVELLING_FILES)
 def test_travelling_files_import_only_torch_transformers_numpy_and_siblings(checkpoint, name):
     _, path = checkpoint
-    tree = ast.parse((path / name).read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            roots = {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: must be a flat sibling that travels too
-                assert node.level == 1 and f"{node.module}.py" in TRAVELLING_FILES, ast.dump(node)
-                continue
-            roots = {node.module.split(".")[0]}
-        else:
-            continue
-        assert roots <= ALLOWED_IMPORTS, (name, roots)
+    assert_imports_travel(path / name, TRAVELLING_FILES, ALLOWED_IMPORTS)
 
 
-def test_remote_code_loads_without_the_package(checkpoint, tmp_path, subprocess_env):
+def test_remote_code_loads_without_the_package(checkpoint, tmp_path, remote_code_env):
     model, path = checkpoint
-    env = {key: value for key, value in subprocess_env.items() if key != "PYTHONPATH"}
     result = subprocess.run(
         [sys.executable, "-c", REMOTE_LOAD, str(path), str(tmp_path / "logits.npy")],
-        env=env,
+        env=remote_code_env,
         capture_output=True,
         text=True,
         cwd=tmp_path,

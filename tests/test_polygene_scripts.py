@@ -1,7 +1,6 @@
 """Polygene end to end on real PBMCs: run_mlm pretraining (in memory and streamed), finetuning for cell types,
 evaluation, generation, and the hub checkpoint loaded as remote code without the package."""
 
-import ast
 import json
 import subprocess
 import sys
@@ -16,22 +15,12 @@ from safetensors.torch import load_file
 
 from training_scripts import evaluate_masked_expression, generate_expression, run_mlm, run_phenotype_classification
 
+from .helpers.travelling import CORE_IMPORTS, assert_imports_travel
+
 TINY = "hidden_size=32,num_hidden_layers=2,num_attention_heads=4,intermediate_size=64"
 TRAINER = ["--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--dataloader_num_workers", "0"]
 TRAVELLING_FILES = ("configuration_polygene.py", "modeling_polygene.py", "tokenization_gene_bin.py")
-ALLOWED_IMPORTS = {
-    "torch",
-    "transformers",
-    "numpy",
-    "math",
-    "dataclasses",
-    "collections",
-    "typing",
-    "__future__",
-    "json",
-    "os",
-    "warnings",
-}
+ALLOWED_IMPORTS = CORE_IMPORTS | {"json", "os", "warnings"}
 
 
 @pytest.fixture(scope="module")
@@ -178,18 +167,12 @@ print(type(model).__module__.split(".")[0], type(tokenizer).__name__, type(class
 """
 
 
-def test_checkpoint_loads_as_remote_code_without_the_package(pretrained, tmp_path, subprocess_env):
+def test_checkpoint_loads_as_remote_code_without_the_package(pretrained, tmp_path, remote_code_env):
     output, _ = pretrained
     for name in TRAVELLING_FILES:
-        for node in ast.walk(ast.parse((output / name).read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                assert node.level == 1 and f"{node.module}.py" in TRAVELLING_FILES, (name, ast.dump(node))
-            elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module]
-                assert {module.split(".")[0] for module in modules} <= ALLOWED_IMPORTS, (name, modules)
+        assert_imports_travel(output / name, TRAVELLING_FILES, ALLOWED_IMPORTS)
     expression = np.random.default_rng(0).gamma(1.0, 1.5, (3, 64)).astype(np.float32)
     np.save(tmp_path / "expression.npy", expression)
-    env = {key: value for key, value in subprocess_env.items() if key != "PYTHONPATH"}
     command = [
         sys.executable,
         "-c",
@@ -198,7 +181,7 @@ def test_checkpoint_loads_as_remote_code_without_the_package(pretrained, tmp_pat
         str(tmp_path / "expression.npy"),
         str(tmp_path / "o.npy"),
     ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    result = subprocess.run(command, env=remote_code_env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     assert result.stdout.split() == ["transformers_modules", "GeneBinTokenizer", "PolygeneForSequenceClassification"]
     from transformers import AutoModelForMaskedLM, AutoTokenizer

@@ -19,6 +19,7 @@ from genomic_models.cards import CARD_SPECS
 from genomic_models.testing.hub_standin import HubStandIn
 
 from .conftest import REPO_ROOT
+from .helpers.travelling import assert_imports_travel
 from .helpers.zoo import ZOO, build, first_output
 
 # The minor release before the one this suite is pinned to (.ci/constraints.txt), at its last patch.
@@ -228,9 +229,9 @@ def saved_zoo(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("release", ["current", "previous"])
 def test_checkpoints_load_with_remote_code_under_current_and_previous_transformers(
-    release, saved_zoo, previous_transformers, subprocess_env, tmp_path
+    release, saved_zoo, previous_transformers, remote_code_env, tmp_path
 ):
-    env = {key: value for key, value in subprocess_env.items() if key != "PYTHONPATH"}
+    env = remote_code_env
     if release == "previous":
         env["PYTHONPATH"] = str(previous_transformers)  # ahead of site-packages: the older transformers wins
     output = run(
@@ -281,23 +282,10 @@ STANDARD_LIBRARY = set(sys.stdlib_module_names)
 
 @pytest.mark.parametrize("name", list(ZOO))
 def test_travelling_files_import_only_torch_transformers_numpy_and_siblings(name, saved_zoo):
-    import ast
-
     folder = saved_zoo / name
     sources = {path.name: path for path in folder.glob("*.py")}
     assert any(file.startswith("modeling_") for file in sources) and any(
         f.startswith("configuration_") for f in sources
     )
-    for file, path in sources.items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                # relative: a flat sibling that travels too, the only form trust_remote_code copies
-                assert node.level == 1 and f"{node.module}.py" in sources, (file, ast.dump(node))
-                continue
-            if isinstance(node, ast.Import):
-                roots = {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                roots = {node.module.split(".")[0]}
-            else:
-                continue
-            assert roots <= {"torch", "transformers", "numpy"} | STANDARD_LIBRARY, (file, roots)
+    for path in sources.values():
+        assert_imports_travel(path, sources, {"torch", "transformers", "numpy"} | STANDARD_LIBRARY)

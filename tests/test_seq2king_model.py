@@ -1,7 +1,6 @@
 """Seq2KING model: parity with the original's torch module stack, attention outputs (bertviz), loss, heads,
 configuration checks and hub checkpoints (Auto classes, remote code without the package, card)."""
 
-import ast
 import json
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from genomic_models import (
 )
 from genomic_models.models.seq2king.convert_original_seq2king import convert_original_state_dict
 from genomic_models.models.seq2king.modeling_seq2king import masked_mse_loss, sinusoidal_position_code
+
+from .helpers.travelling import CORE_IMPORTS, assert_imports_travel
 
 PERSONS = [f"P{index:02d}" for index in range(20)]
 
@@ -255,24 +256,13 @@ def test_auto_classes_load_the_checkpoints(checkpoints):
 
 
 TRAVELLING = ("configuration_seq2king.py", "modeling_seq2king.py", "tokenization_kinship.py")
-ALLOWED = {"torch", "transformers", "numpy", "math", "dataclasses", "collections", "typing", "os", "__future__"}
+ALLOWED = CORE_IMPORTS | {"os"}
 
 
 @pytest.mark.parametrize("name", TRAVELLING)
 def test_travelling_files_import_only_torch_transformers_numpy_and_siblings(checkpoints, name):
     _, _, path = checkpoints
-    tree = ast.parse((path / "regression" / name).read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            roots = {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                assert node.level == 1 and f"{node.module}.py" in TRAVELLING, ast.dump(node)
-                continue
-            roots = {node.module.split(".")[0]}
-        else:
-            continue
-        assert roots <= ALLOWED, (name, roots)
+    assert_imports_travel(path / "regression" / name, TRAVELLING, ALLOWED)
 
 
 REMOTE_LOAD = """
@@ -296,9 +286,8 @@ print(type(base).__name__, type(tokenizer).__name__, type(classifier).__name__, 
 """
 
 
-def test_remote_code_loads_without_the_package(checkpoints, tmp_path, subprocess_env):
+def test_remote_code_loads_without_the_package(checkpoints, tmp_path, remote_code_env):
     regression, _, path = checkpoints
-    env = {key: value for key, value in subprocess_env.items() if key != "PYTHONPATH"}
     result = subprocess.run(
         [
             sys.executable,
@@ -308,7 +297,7 @@ def test_remote_code_loads_without_the_package(checkpoints, tmp_path, subprocess
             str(path / "population"),
             str(tmp_path / "o.npy"),
         ],
-        env=env,
+        env=remote_code_env,
         capture_output=True,
         text=True,
         cwd=tmp_path,
