@@ -21,6 +21,7 @@ import genomic_models
 from genomic_models import GenotypeTokenizer, GPerceiverConfig, GPerceiverForPhenotypePrediction, ModelCardContext
 
 from .helpers.travelling import CORE_IMPORTS, assert_imports_travel
+from .helpers.zoo import build
 
 TRAVELLING_FILES = ("configuration_gperceiver.py", "modeling_gperceiver.py", "tokenization_genotype.py")
 ALLOWED_IMPORTS = CORE_IMPORTS | {"itertools", "csv", "os", "re"}
@@ -47,22 +48,8 @@ ALLELES = np.array([[[0, 1], [1, 1], [-1, 0], [0, 0]] * 6, [[1, 1], [0, 0], [0, 
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    torch.manual_seed(0)
-    tokenizer = GenotypeTokenizer(
-        marker_table=(["1"] * 12 + ["2"] * 12, [f"rs{i}" for i in range(24)], list(range(24)))
-    )
-    config = GPerceiverConfig(
-        **tokenizer.model_config_kwargs(),
-        allele_embedding_size=8,
-        position_embedding_size=8,
-        num_latents=4,
-        hidden_size=16,
-        projection_size=8,
-        intermediate_size=16,
-        num_blocks=2,
-        block_names=["2019", "2020"],
-    )
-    model = GPerceiverForPhenotypePrediction(config).eval()
+    tiny = build("gperceiver")  # 24 markers on two chromosomes, two environments
+    model, tokenizer = tiny.model, tiny.processor
     model.card_context = ModelCardContext(
         dataset_name="BOLT-LMM EUR_subset test",
         dataset_type="bolt-lmm-eur-subset",
