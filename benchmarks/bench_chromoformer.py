@@ -176,7 +176,7 @@ def compare_outputs(inputs_path: Path, weights_path: Path) -> dict:
 
 
 def train_and_evaluate(task: str, data_dir: Path, output_dir: Path, genes: int, epochs: int) -> dict:
-    from training_scripts.run_chromoformer import main
+    from genomic_models.training_scripts.run_chromoformer import main
 
     start = time.perf_counter()
     trainer = main(

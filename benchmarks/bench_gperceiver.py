@@ -54,7 +54,7 @@ from genomic_models.data.genotype_tables import PhenotypeTable  # noqa: E402
 from genomic_models.metrics.phenotype import pearson_r  # noqa: E402
 from genomic_models.models.gperceiver import GPerceiverConfig, GPerceiverForPhenotypePrediction  # noqa: E402
 from genomic_models.recipes.gperceiver import thin_markers  # noqa: E402
-from training_scripts import run_gperceiver_finetune, run_gperceiver_pretrain  # noqa: E402
+from genomic_models.training_scripts import run_gperceiver_finetune, run_gperceiver_pretrain  # noqa: E402
 
 N_FOLDS = 5
 MODEL_PARAMS = {

@@ -114,8 +114,8 @@ def main(argv=None):
         make_estimator,
     )
     from genomic_models.metrics import genotype_metrics
-    from training_scripts.run_expression import main as run_expression
-    from training_scripts.run_mlm import main as run_mlm
+    from genomic_models.training_scripts.run_expression import main as run_expression
+    from genomic_models.training_scripts.run_mlm import main as run_mlm
 
     out = Path(args.out_dir)
     shutil.rmtree(out, ignore_errors=True)

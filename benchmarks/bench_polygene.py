@@ -47,9 +47,9 @@ from genomic_models.recipes.polygene import (  # noqa: E402
     resolve_expression_data,
     shard_reading,
 )
-from tokenization.tokenization_gene_bin import GeneBinTokenizer, original_bin_edges  # noqa: E402
-from training_scripts import evaluate_masked_expression, run_mlm, run_phenotype_classification  # noqa: E402
-from training_scripts.generate_expression import generate_cells  # noqa: E402
+from genomic_models.tokenization.tokenization_gene_bin import GeneBinTokenizer, original_bin_edges  # noqa: E402
+from genomic_models.training_scripts import evaluate_masked_expression, run_mlm, run_phenotype_classification  # noqa: E402
+from genomic_models.training_scripts.generate_expression import generate_cells  # noqa: E402
 
 TRAINER = ["--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--dataloader_num_workers", "0"]
 

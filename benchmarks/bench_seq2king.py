@@ -141,7 +141,7 @@ def clustering_section(args, work: Path) -> None:
         person_embeddings,
         reduce_embeddings,
     )
-    from training_scripts import run_seq2king
+    from genomic_models.training_scripts import run_seq2king
 
     torch.set_num_threads(args.train_threads)
     cohort = simulate_cohort(work / "sim", samples_per_population=100, sequence_length=5_000_000, n_genes=1, seed=1)

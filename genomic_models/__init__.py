@@ -3,7 +3,7 @@
 Importing the package registers every architecture's config, models and tokenizer with the Auto classes.
 """
 
-from tokenization import GeneBinTokenizer, GenotypeTokenizer, HaplotypeTokenizer, KinshipTokenizer
+from genomic_models.tokenization import GeneBinTokenizer, GenotypeTokenizer, HaplotypeTokenizer, KinshipTokenizer
 
 from .cards import CardSpec, ModelCardContext, build_model_card, write_model_card
 from .errors import GenomicInputError
@@ -44,6 +44,7 @@ from .models.seq2king import (
     Seq2KingModel,
     Seq2KingPreTrainedModel,
 )
+from .pipelines import PIPELINE_TASKS, register_pipeline_task
 from .registry import ARCHITECTURES, register_architecture
 
 __version__ = "0.1.0"
@@ -251,6 +252,7 @@ register_architecture(
 
 __all__ = [
     "ARCHITECTURES",
+    "PIPELINE_TASKS",
     "CardSpec",
     "ChromoformerConfig",
     "ChromoformerFeatureExtractor",
@@ -286,5 +288,6 @@ __all__ = [
     "Seq2KingPreTrainedModel",
     "build_model_card",
     "register_architecture",
+    "register_pipeline_task",
     "write_model_card",
 ]

@@ -1,5 +1,5 @@
 """Model cards: README.md with hub metadata (library, tags, datasets, metrics, model-index) from per-architecture
-templates in the top-level `model_cards/` package.
+templates in the repository's `model_cards/` folder (installed as `genomic_models.model_cards`).
 
 A card is written whenever a registered model is saved (`save_pretrained`), and again by `GenomicTrainer` after
 evaluation, so the model-index carries the run's own metrics.
@@ -116,7 +116,7 @@ def build_model_card(config, context: ModelCardContext | None = None, architectu
         model_name=model_name,
         eval_results=eval_results or None,
     )
-    template = resources.files("model_cards").joinpath(spec.template).read_text(encoding="utf-8")
+    template = resources.files("genomic_models.model_cards").joinpath(spec.template).read_text(encoding="utf-8")
     return ModelCard.from_template(
         card_data,
         template_str=template,

@@ -29,7 +29,6 @@ HUB_FILES = (
 _REMOTE_CODE_CHECK = """
 import sys
 sys.modules["genomic_models"] = None  # make the package unimportable: only the checkpoint's own code may load
-sys.modules["tokenization"] = None
 from transformers import AutoModel, AutoTokenizer
 model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True)
 tokenizer = AutoTokenizer.from_pretrained(sys.argv[1], trust_remote_code=True)
@@ -48,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
     import genomic_models  # noqa: F401
-    from training_scripts.run_mlm import main as run_mlm
+    from genomic_models.training_scripts.run_mlm import main as run_mlm
 
     output = Path(args.output_dir)
     print(f"[1/4] simulating {3 * args.samples_per_population} individuals and training haplotype-dss ...", flush=True)

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from transformers import AutoTokenizer
 
 import genomic_models  # noqa: F401  (registers AutoTokenizer)
-from tokenization.tokenization_gene_bin import (
+from genomic_models.tokenization.tokenization_gene_bin import (
     ExpressionValueError,
     GeneBinTokenizer,
     UnknownPhenotypeError,

@@ -10,8 +10,8 @@ from transformers import AutoTokenizer
 import genomic_models  # noqa: F401
 from genomic_models.data import GenotypeMatrix, read_plink, read_vcf, write_vcf
 from genomic_models.data.genotype_tables import genotype_codes_from_matrix, tokenizer_from_genotype_matrix
-from tokenization import GenotypeTokenizer
-from tokenization.tokenization_genotype import allele_count_table, num_genotype_codes, thermometer_table
+from genomic_models.tokenization import GenotypeTokenizer
+from genomic_models.tokenization.tokenization_genotype import allele_count_table, num_genotype_codes, thermometer_table
 
 
 def test_diploid_biallelic_codes_are_the_seed_readme_table():

@@ -29,7 +29,6 @@ ALLOWED_IMPORTS = CORE_IMPORTS | {"itertools", "csv", "os", "re"}
 REMOTE_LOAD = """
 import sys
 sys.modules["genomic_models"] = None
-sys.modules["tokenization"] = None
 import numpy as np, torch
 from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 path = sys.argv[1]

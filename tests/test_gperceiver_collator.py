@@ -10,7 +10,7 @@ from genomic_models.collators import (
     gumbel_top_k,
     target_logits,
 )
-from tokenization.tokenization_genotype import allele_count_table
+from genomic_models.tokenization.tokenization_genotype import allele_count_table
 
 
 def test_allele_frequency_weights_follow_the_original_formula():

@@ -16,8 +16,8 @@ from genomic_models import (
     GPerceiverModel,
 )
 from genomic_models.models.gperceiver import translate_original_params
-from tokenization import GenotypeTokenizer
-from tokenization.tokenization_genotype import allele_count_table, thermometer_table
+from genomic_models.tokenization import GenotypeTokenizer
+from genomic_models.tokenization.tokenization_genotype import allele_count_table, thermometer_table
 
 
 @pytest.fixture(autouse=True, scope="module")

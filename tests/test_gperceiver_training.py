@@ -22,7 +22,7 @@ from genomic_models.data import (
 from genomic_models.errors import GenomicInputError
 from genomic_models.models.gperceiver import GPerceiverConfig
 from genomic_models.recipes.gperceiver import settings_for_checkpoint
-from training_scripts import run_gperceiver_finetune, run_gperceiver_pretrain
+from genomic_models.training_scripts import run_gperceiver_finetune, run_gperceiver_pretrain
 
 HELPER = Path(__file__).parent / "helpers" / "run_gperceiver_and_dump.py"
 
@@ -318,7 +318,7 @@ def test_phenotypes_without_genotypes_stop_the_script(seed_layout, tmp_path):
 
 
 def test_run_mlm_pretrains_gperceiver(seed_layout, tmp_path):
-    from training_scripts import run_mlm
+    from genomic_models.training_scripts import run_mlm
 
     overrides = "allele_embedding_size=16,position_embedding_size=16,num_latents=4,hidden_size=16,projection_size=8"
     trainer = run_mlm.main(
@@ -373,7 +373,7 @@ def test_finetuning_on_two_processes_keeps_ranks_identical(seed_layout, tmp_path
         "--master_port",
         "29541",
         str(HELPER),
-        "training_scripts.run_gperceiver_finetune",
+        "genomic_models.training_scripts.run_gperceiver_finetune",
         "--phenotypes_file",
         str(seed_layout / "phenos.tsv"),
         "--chroms_file",

@@ -23,7 +23,7 @@ from genomic_models.attribution import (
 )
 from genomic_models.errors import GenomicInputError
 from genomic_models.expression_cli import attribute_main, embed_main, predict_main, simulate_expression_main
-from training_scripts.run_expression import main as run_expression
+from genomic_models.training_scripts.run_expression import main as run_expression
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

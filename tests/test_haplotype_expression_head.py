@@ -19,7 +19,7 @@ from genomic_models import (
 )
 from genomic_models.collators import DataCollatorForExpressionRegression
 from genomic_models.errors import GenomicInputError
-from training_scripts.run_expression import main as run_expression
+from genomic_models.training_scripts.run_expression import main as run_expression
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -7,7 +7,7 @@ import torch
 from genomic_models import HaplotypeDSSConfig, HaplotypeDSSForMaskedLM, HaplotypeTokenizer
 from genomic_models.collators import DataCollatorForGenotypeMLM, genotype_labels, original_mask_counts
 from genomic_models.metrics import genotype_metrics, genotype_probabilities, paired_genotype_labels
-from training_scripts.run_mlm import main as run_mlm
+from genomic_models.training_scripts.run_mlm import main as run_mlm
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -21,7 +21,6 @@ ALLOWED_IMPORTS = CORE_IMPORTS
 REMOTE_LOAD = """
 import sys
 sys.modules["genomic_models"] = None
-sys.modules["tokenization"] = None
 import numpy as np, torch
 from transformers import AutoModelForMaskedLM, AutoModel, AutoTokenizer, AutoConfig, AutoModelForSequenceClassification
 path = sys.argv[1]

@@ -13,7 +13,7 @@ from genomic_models.metrics.single_cell import (
     constrained_predictions,
     masked_expression_metrics,
 )
-from tokenization.tokenization_gene_bin import GeneBinTokenizer
+from genomic_models.tokenization.tokenization_gene_bin import GeneBinTokenizer
 
 GENES = [f"G{index}" for index in range(60)]
 

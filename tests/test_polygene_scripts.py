@@ -13,7 +13,12 @@ import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
-from training_scripts import evaluate_masked_expression, generate_expression, run_mlm, run_phenotype_classification
+from genomic_models.training_scripts import (
+    evaluate_masked_expression,
+    generate_expression,
+    run_mlm,
+    run_phenotype_classification,
+)
 
 from .helpers.travelling import CORE_IMPORTS, assert_imports_travel
 
@@ -136,7 +141,7 @@ def test_generation_is_conditioned_on_control_tokens(pretrained, tmp_path, torch
     assert adata.shape == (6, 64) and (adata.obs["cell_type"] == "CD14+ Monocyte").all()
     bins = adata.layers["bins"]
     assert bins.min() >= 0 and bins.max() <= 9
-    from tokenization.tokenization_gene_bin import GeneBinTokenizer
+    from genomic_models.tokenization.tokenization_gene_bin import GeneBinTokenizer
 
     values = GeneBinTokenizer.from_pretrained(output).bin_values()
     np.testing.assert_allclose(adata.X, values[bins])
@@ -152,7 +157,6 @@ def test_generation_is_conditioned_on_control_tokens(pretrained, tmp_path, torch
 REMOTE_LOAD = """
 import sys
 sys.modules["genomic_models"] = None
-sys.modules["tokenization"] = None
 import numpy as np, torch
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 path = sys.argv[1]

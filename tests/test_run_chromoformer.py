@@ -9,7 +9,7 @@ import torch
 from transformers import AutoFeatureExtractor, AutoModelForSequenceClassification, default_data_collator
 
 from genomic_models.models.chromoformer import ChromoformerFeatureExtractor, ChromoformerForSequenceClassification
-from training_scripts.run_chromoformer import main
+from genomic_models.training_scripts.run_chromoformer import main
 
 TINY = (
     "hidden_size=16,embedding_intermediate_size=16,pairwise_intermediate_size=16,regulation_num_layers=1,"

@@ -268,7 +268,6 @@ def test_travelling_files_import_only_torch_transformers_numpy_and_siblings(chec
 REMOTE_LOAD = """
 import sys
 sys.modules["genomic_models"] = None
-sys.modules["tokenization"] = None
 import numpy as np, torch
 from transformers import AutoModel, AutoModelForTokenClassification, AutoTokenizer
 from transformers.dynamic_module_utils import get_class_from_dynamic_module

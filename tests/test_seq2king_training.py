@@ -12,7 +12,7 @@ from transformers import AutoConfig
 from genomic_models import Seq2KingForPopulationClassification
 from genomic_models.metrics.attention import PersonAttentionAccumulator, attention_statistics
 from genomic_models.metrics.clustering import clustering_scores
-from training_scripts import analyze_seq2king, run_seq2king
+from genomic_models.training_scripts import analyze_seq2king, run_seq2king
 
 
 def _sequences(n_persons, count, length, seed):

@@ -27,8 +27,8 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, HfArgumentParser
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.recipes.polygene import check_model_matches_tokenizer
+from genomic_models.tokenization.tokenization_gene_bin import PHENOTYPE_TYPES
 from genomic_models.training import parse_script_arguments
-from tokenization.tokenization_gene_bin import PHENOTYPE_TYPES
 
 logger = logging.getLogger("generate_expression")
 

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None):
     if tokenizer_source:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, trust_remote_code=model_args.trust_remote_code)
     else:
-        from tokenization import HaplotypeTokenizer
+        from genomic_models.tokenization import HaplotypeTokenizer
 
         tokenizer = HaplotypeTokenizer(model_max_length=data_args.max_variants)
     data.card.base_model = (

@@ -50,8 +50,8 @@ from genomic_models.recipes.polygene import (
     resolve_expression_data,
     shard_reading,
 )
+from genomic_models.tokenization.tokenization_gene_bin import PHENOTYPE_TYPES
 from genomic_models.training import GenomicTrainer, find_last_checkpoint, parse_script_arguments, setup_script_logging
-from tokenization.tokenization_gene_bin import PHENOTYPE_TYPES
 
 logger = logging.getLogger("run_phenotype_classification")
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tokenization.tokenization_genotype import allele_count_table
+from genomic_models.tokenization.tokenization_genotype import allele_count_table
 
 from .haplotype import stable_row_seed
 

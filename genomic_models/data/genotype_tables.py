@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tokenization.tokenization_genotype import (
+from genomic_models.tokenization.tokenization_genotype import (
     MARKER_TABLE_COLUMNS,
     GenotypeTokenizer,
     num_genotype_codes,

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from tokenization.tokenization_gene_bin import (
+from genomic_models.tokenization.tokenization_gene_bin import (
     DEFAULT_PHENOTYPE_COLUMNS,
     PHENOTYPE_TYPES,
     ExpressionValueError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tokenization.tokenization_genotype import allele_count_table, thermometer_table
+from genomic_models.tokenization.tokenization_genotype import allele_count_table, thermometer_table
 
 
 def _log_sigmoid(values: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 from transformers import TrainingArguments
 from transformers.trainer_utils import SchedulerType
 
-from tokenization.tokenization_genotype import GenotypeTokenizer
+from genomic_models.tokenization.tokenization_genotype import GenotypeTokenizer
 
 from ..cards import ModelCardContext
 from ..collators.genotype_codes import DataCollatorForMaskedGenotypeModeling, allele_frequency_log_weights

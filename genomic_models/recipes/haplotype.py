@@ -135,7 +135,7 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
         return PreparedData(train=train, eval=evaluation, card=card)
 
     def default_tokenizer(self, data_args, prepared: PreparedData):
-        from tokenization import HaplotypeTokenizer
+        from genomic_models.tokenization import HaplotypeTokenizer
 
         return HaplotypeTokenizer(model_max_length=data_args.max_variants)
 

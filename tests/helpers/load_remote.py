@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 sys.modules["genomic_models"] = None  # the package must not be importable here
-sys.modules["tokenization"] = None
 
 import torch  # noqa: E402
 import transformers  # noqa: E402

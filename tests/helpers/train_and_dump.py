@@ -6,7 +6,7 @@ import sys
 
 from safetensors.torch import save_file
 
-from training_scripts.run_mlm import main
+from genomic_models.training_scripts.run_mlm import main
 
 if __name__ == "__main__":
     trainer = main(sys.argv[1:])

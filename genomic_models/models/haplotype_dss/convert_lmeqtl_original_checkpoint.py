@@ -19,7 +19,7 @@ import re
 
 import torch
 
-from tokenization import HaplotypeTokenizer
+from genomic_models.tokenization import HaplotypeTokenizer
 
 from .configuration_haplotype_dss import HaplotypeDSSConfig
 from .modeling_haplotype_dss import HaplotypeDSSForMaskedLM
