@@ -1,4 +1,8 @@
-"""Batch collators, one module per family of inputs: they turn dataset rows into model inputs (masking, padding)."""
+"""Batch collators, one module per family of inputs: they turn dataset rows into model inputs (masking, padding).
+
+Collators that draw random numbers derive them from (seed, epoch, row identity) through `EpochSeededRandomness`
+(`randomness.py`), so that a killed and resumed run draws exactly what the uninterrupted run drew.
+"""
 
 from .expression import DataCollatorForExpressionRegression
 from .genotype import DataCollatorForGenotypeMLM, genotype_labels
@@ -14,12 +18,15 @@ from .haplotype import (
     DataCollatorForHaplotypeMLM,
     maf_bins,
     original_mask_counts,
-    stable_row_seed,
 )
 from .kinship import DataCollatorForKinship
+from .randomness import CollatorEpochCallback, EpochSeededRandomness, content_key, stable_row_seed
 from .single_cell import DataCollatorForPolygeneMLM, collate_cells
 
 __all__ = [
+    "CollatorEpochCallback",
+    "EpochSeededRandomness",
+    "content_key",
     "DataCollatorForKinship",
     "DataCollatorForExpressionRegression",
     "DataCollatorForGenotypeMLM",

@@ -9,10 +9,11 @@ import numpy as np
 import torch
 
 from ..errors import GenomicInputError
+from .randomness import EpochSeededRandomness, content_key
 
 
 @dataclass
-class DataCollatorForExpressionRegression:
+class DataCollatorForExpressionRegression(EpochSeededRandomness):
     """Inputs of [`HaplotypeDSSForExpressionRegression`] from rows with `genotype`, `chunk`, `sample_id` and a label.
 
     Returns input_ids and attention_mask of shape (batch, 2, length) (haplotype 0 then 1, padded on the right; the
@@ -22,6 +23,7 @@ class DataCollatorForExpressionRegression:
         gene_vocab: The model's `config.gene_vocab`; None for a gene-agnostic model.
         swap_haplotypes: Put the two haplotypes in random order per row (training augmentation for
             `haplotype_combination="concat"`: phase order carries no meaning).
+        seed: Seed of the swaps, drawn per (seed, epoch, sample_id, chunk) so a resumed run swaps the same rows.
     """
 
     tokenizer: object
@@ -29,11 +31,9 @@ class DataCollatorForExpressionRegression:
     label_column: str = "expression"
     swap_haplotypes: bool = False
     seed: int | None = None
-    _rng: np.random.Generator = field(init=False, repr=False)
     _gene_index: dict | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._rng = np.random.default_rng(self.seed)
         self._gene_index = {gene: index for index, gene in enumerate(self.gene_vocab)} if self.gene_vocab else None
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
@@ -42,7 +42,7 @@ class DataCollatorForExpressionRegression:
         input_ids = np.full((len(features), 2, width), self.tokenizer.pad_token_id, dtype=np.int64)
         attention_mask = np.zeros((len(features), 2, width), dtype=np.int64)
         for index, row in enumerate(letters):
-            order = (1, 0) if self.swap_haplotypes and self._rng.integers(0, 2) else (0, 1)
+            order = (1, 0) if self.swap_haplotypes and self._row_rng(features[index]).integers(0, 2) else (0, 1)
             input_ids[index, :, : len(row)] = row[:, order].T
             attention_mask[index, :, : len(row)] = 1
         batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
@@ -60,6 +60,11 @@ class DataCollatorForExpressionRegression:
                 )
             batch["labels"] = torch.from_numpy(labels.astype(np.float32))
         return batch
+
+    def _row_rng(self, feature: dict) -> np.random.Generator:
+        if feature.get("sample_id") is None and feature.get("chunk") is None:
+            return self.row_rng(content_key(feature["genotype"]))
+        return self.row_rng(feature.get("sample_id"), feature.get("chunk"))
 
     def _gene_id(self, feature: dict) -> int:
         chunk = feature["chunk"]

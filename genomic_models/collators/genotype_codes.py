@@ -22,7 +22,7 @@ import torch
 
 from genomic_models.tokenization.tokenization_genotype import allele_count_table
 
-from .haplotype import stable_row_seed
+from .randomness import EpochSeededRandomness, content_key
 
 
 def allele_frequency_log_weights(
@@ -72,7 +72,7 @@ def gumbel_top_k(logits: np.ndarray, k: int, rng: np.random.Generator) -> np.nda
 
 
 @dataclass
-class DataCollatorForMaskedGenotypeModeling:
+class DataCollatorForMaskedGenotypeModeling(EpochSeededRandomness):
     """Masked (or twinned contrastive) pretraining batches for gperceiver from rows {"input_ids": codes (markers,)}.
 
     Args:
@@ -84,8 +84,9 @@ class DataCollatorForMaskedGenotypeModeling:
         frequency_scaler: Scale of the log weights (0.5 in the original).
         contrastive: Pair every individual with the next one of the batch (cyclically) and mask the same targets in
             both: the batch gains `pair_input_ids` and `pair_labels`.
-        deterministic: Seed each row's draws from `seed` and the row's `name` (evaluation: same targets every run).
-        seed: Seed of the running generator, or of the per-row generators when deterministic.
+        deterministic: Leave the epoch out of the draws (evaluation: the same targets every epoch and run).
+        seed: Seed of the draws: each row's come from (seed, epoch, name) (see `genomic_models.collators.randomness`),
+            so a killed and resumed run draws the same targets.
     """
 
     log_weights: np.ndarray
@@ -97,7 +98,6 @@ class DataCollatorForMaskedGenotypeModeling:
     contrastive: bool = False
     deterministic: bool = False
     seed: int | None = None
-    _rng: np.random.Generator = field(init=False, repr=False)
     _counts: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -109,7 +109,6 @@ class DataCollatorForMaskedGenotypeModeling:
             raise ValueError(f"frequency_scaler must be in (0, 1], got {self.frequency_scaler}")
         if self.deterministic and self.seed is None:
             raise ValueError("deterministic=True needs a seed")
-        self._rng = np.random.default_rng(self.seed)
         self._counts = allele_count_table(self.ploidy, self.num_alleles)
 
     @property
@@ -165,9 +164,11 @@ class DataCollatorForMaskedGenotypeModeling:
         return batch
 
     def _row_rng(self, feature: dict, row: int) -> np.random.Generator:
-        if not self.deterministic:
-            return self._rng
-        return stable_row_seed(self.seed, str(feature.get("name", row)))
+        if "name" in feature:
+            return self.row_rng(feature["name"])
+        # Rows without a name: the evaluation key stays the row's position in its batch, as before; training rows
+        # are identified by their genotype codes.
+        return self.row_rng(row if self.deterministic else content_key(np.asarray(feature["input_ids"])))
 
 
 @dataclass

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from .randomness import EpochSeededRandomness, content_key, stable_row_seed
 
 MAF_BIN_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
@@ -37,14 +38,8 @@ def maf_bins(allele_frequency: np.ndarray) -> np.ndarray:
     return np.digitize(minor, MAF_BIN_EDGES, right=True)
 
 
-def stable_row_seed(seed: int, *keys: str) -> np.random.Generator:
-    """A generator determined by `seed` and the row's identity, so evaluation masks are identical across runs."""
-    digest = hashlib.blake2b("\x1f".join(keys).encode(), digest_size=8).digest()
-    return np.random.default_rng([seed, int.from_bytes(digest, "little")])
-
-
 @dataclass
-class DataCollatorForHaplotypeMLM:
+class DataCollatorForHaplotypeMLM(EpochSeededRandomness):
     """Masked-LM batches for [`HaplotypeDSSForMaskedLM`] from rows of `genomic_models.data.haplotype_dataset`.
 
     Per row: split the phased genotype into one haplotype, choose target sites, corrupt them and pad the batch.
@@ -59,8 +54,10 @@ class DataCollatorForHaplotypeMLM:
         tokenizer: The [`HaplotypeTokenizer`] (letters, [PAD] and [MASK] ids).
         gene_vocab: Chunk labels in the model's gene-embedding order; None for a gene-agnostic model.
         phase: "random" (a coin per row), 0, 1, or "both" (two rows per genotype, haplotype 0 then 1).
-        deterministic: Seed each row's phase coin and masks from `seed` and (sample_id, chunk) instead of a running
-            generator: use it for evaluation, so every model and run scores the same masked sites.
+        seed: Seed of the draws. Each row's phase coin and masks come from (seed, epoch, sample_id, chunk) (see
+            `genomic_models.collators.randomness`), so a killed and resumed run draws the same masks.
+        deterministic: Leave the epoch out of the draws: every epoch, run and model sees the same masked sites (use it
+            for evaluation).
         padding: "longest" (of the batch) or "max_length" (`max_length`); see `padding_side`.
         padding_side: "center" (the original: floor half before, the rest after), "right" or "left".
         return_site_index: Add `site_index` (position of each site inside its chunk, -1 on padding) for metrics
@@ -82,7 +79,6 @@ class DataCollatorForHaplotypeMLM:
     max_length: int | None = None
     padding_side: str = "center"
     return_site_index: bool = False
-    _rng: np.random.Generator = field(init=False, repr=False)
     _gene_index: dict | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -96,7 +92,6 @@ class DataCollatorForHaplotypeMLM:
             raise ValueError("padding must be 'longest'/'max_length' and padding_side 'center'/'right'/'left'")
         if self.deterministic and self.seed is None:
             raise ValueError("deterministic=True needs a seed")
-        self._rng = np.random.default_rng(self.seed)
         self._gene_index = {gene: index for index, gene in enumerate(self.gene_vocab)} if self.gene_vocab else None
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
@@ -129,9 +124,9 @@ class DataCollatorForHaplotypeMLM:
         return self._gene_index[chunk]
 
     def _row_rng(self, feature: dict) -> np.random.Generator:
-        if self.deterministic:
-            return stable_row_seed(self.seed, str(feature.get("sample_id")), str(feature.get("chunk")))
-        return self._rng
+        if feature.get("sample_id") is None and feature.get("chunk") is None:
+            return self.row_rng(content_key(feature["genotype"]))
+        return self.row_rng(feature.get("sample_id"), feature.get("chunk"))
 
     def _allele_frequency(self, feature: dict, length: int) -> np.ndarray:
         frequency = np.asarray(feature.get("allele_frequency", ()), dtype=np.float64)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .haplotype import stable_row_seed
+from .randomness import EpochSeededRandomness
 
 
 @dataclass
-class DataCollatorForPolygeneMLM:
+class DataCollatorForPolygeneMLM(EpochSeededRandomness):
     """Masked-LM batches for [`PolygeneForMaskedLM`] from rows of `genomic_models.data.h5ad` datasets.
 
     Target choice, per cell:
@@ -32,8 +32,9 @@ class DataCollatorForPolygeneMLM:
 
     Args:
         tokenizer: The model's [`GeneBinTokenizer`].
-        deterministic: Seed each cell's targets from `seed` and its `cell_id` instead of a running generator: use it
-            for evaluation, so every run and model scores the same positions.
+        seed: Seed of the draws: each cell's targets come from (seed, epoch, cell_id) (see
+            `genomic_models.collators.randomness`), so a killed and resumed run masks the same positions.
+        deterministic: Leave the epoch out: every epoch, run and model scores the same positions (evaluation).
     """
 
     tokenizer: object
@@ -44,7 +45,6 @@ class DataCollatorForPolygeneMLM:
     attend_masked: bool = True
     deterministic: bool = False
     seed: int | None = None
-    _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("mlm_probability", "phenotype_mlm_probability", "mask_replace_prob", "random_replace_prob"):
@@ -54,7 +54,6 @@ class DataCollatorForPolygeneMLM:
             raise ValueError("mask_replace_prob + random_replace_prob must not exceed 1")
         if self.deterministic and self.seed is None:
             raise ValueError("deterministic=True needs a seed")
-        self._rng = np.random.default_rng(self.seed)
         tokenizer = self.tokenizer
         self._genes = tokenizer.gene_positions
         self._slots = np.array(list(tokenizer.phenotype_positions.values()))
@@ -72,7 +71,7 @@ class DataCollatorForPolygeneMLM:
             )
         labels = np.full_like(input_ids, -100)
         for row, feature in enumerate(features):
-            rng = stable_row_seed(self.seed, str(feature["cell_id"])) if self.deterministic else self._rng
+            rng = self.row_rng(feature["cell_id"])
             self._mask_row(input_ids[row], attention_mask[row], labels[row], rng)
         return {
             "input_ids": torch.from_numpy(input_ids),
