@@ -3,6 +3,7 @@
 This file travels with hub checkpoints (trust_remote_code), so it imports only transformers and the standard library.
 """
 
+import dataclasses
 from collections import Counter
 from dataclasses import field
 from typing import ClassVar
@@ -145,14 +146,25 @@ class HaplotypeDSSConfig(PreTrainedConfig):
         return len(self.gene_vocab) if self.use_gene_embedding else 0
 
     @classmethod
+    def saved_fields(cls) -> list[str]:
+        """Fields every saved config.json must hold: all those this class declares (save_pretrained writes them)."""
+        inherited = {item.name for item in dataclasses.fields(PreTrainedConfig)}
+        return [item.name for item in dataclasses.fields(cls) if item.init and item.name not in inherited]
+
+    @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
-        # A saved config (it carries model_type) that lacks a shape-defining field would otherwise be filled with
-        # defaults and load mismatched weights, or silently drop the gene embedding.
+        # A saved config (it carries model_type) lacking any field would load with that field's default: mismatched
+        # weights for a shape field, silently different outputs for the others (a kernel length, a scaling, a loss).
+        # save_pretrained writes every field, so a config.json without one was edited or written by other code.
         if "model_type" in config_dict:
-            missing = [name for name in cls.checkpoint_required_fields if name not in config_dict]
+            missing = [name for name in cls.saved_fields() if name not in config_dict]
             if missing:
                 source = config_dict.get("_name_or_path") or kwargs.get("name_or_path") or "the checkpoint"
-                raise ValueError(f"config.json of {source} lacks required {cls.__name__} field(s) {missing}")
+                raise ValueError(
+                    f"config.json of {source} lacks required {cls.__name__} field(s) {missing}: their defaults "
+                    "could change the model's outputs, so the checkpoint is refused; re-save it with save_pretrained, "
+                    "or add the fields"
+                )
         return super().from_dict(config_dict, **kwargs)
 
 
