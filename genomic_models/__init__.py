@@ -45,7 +45,7 @@ from .models.seq2king import (
     Seq2KingPreTrainedModel,
 )
 from .pipelines import PIPELINE_TASKS, register_pipeline_task
-from .registry import ARCHITECTURES, register_architecture
+from .registry import ARCHITECTURES, register_architecture, report_unreadable_weights
 
 __version__ = "0.1.0"
 
@@ -217,6 +217,7 @@ register_architecture(
 Seq2KingForKinshipRegression._auto_class = "AutoModelForKinshipRegression"
 Seq2KingForKinshipRegression.model_card_writer = write_model_card
 Seq2KingForKinshipRegression.push_to_hub = push_to_hub_with_card
+report_unreadable_weights(Seq2KingForKinshipRegression)
 
 
 def _chromoformer_task(config) -> tuple[str, str, str]:

@@ -11,3 +11,7 @@ class GenomicInputError(ValueError):
         self.record = record
         where = ": ".join(part for part in (self.source, record) if part)
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class NonFiniteTrainingError(FloatingPointError):
+    """Training produced a NaN or infinite loss, or weights that cannot be saved: training stops, nothing is saved."""

@@ -6,16 +6,61 @@
   (`genomic_models.hub`); transformers' version would replace the card with a generic one;
 - without it, `save_pretrained` has written an `auto_map` and copied the configuration, modeling and tokenization
   files beside the weights, so `trust_remote_code=True` loads the same code from the checkpoint.
+
+With the package, `from_pretrained` of every registered model also names the checkpoint when its safetensors weights
+cannot be read (safetensors' own error names no file).
 """
 
 from __future__ import annotations
 
+import functools
+import os
+
 import transformers
 
 from .cards import CardSpec, register_card, write_model_card
+from .errors import GenomicInputError
 from .hub import push_to_hub_with_card
 
 ARCHITECTURES: dict[str, dict] = {}
+
+
+def _weights_files(checkpoint) -> str:
+    folder = os.fspath(checkpoint)
+    if os.path.isdir(folder):
+        names = sorted(name for name in os.listdir(folder) if name.endswith(".safetensors"))
+        if names:
+            return os.path.join(folder, names[0]) if len(names) == 1 else f"{folder} ({', '.join(names)})"
+    return folder
+
+
+def _naming_the_checkpoint(load):
+    """Wrap a `from_pretrained` classmethod so that unreadable safetensors weights are reported with their file."""
+    if getattr(load, "_names_the_checkpoint", False):
+        return load
+    from safetensors import SafetensorError
+
+    function = load.__func__
+
+    @functools.wraps(function)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        try:
+            return function(cls, pretrained_model_name_or_path, *args, **kwargs)
+        except SafetensorError as error:
+            raise GenomicInputError(
+                _weights_files(pretrained_model_name_or_path),
+                f"the safetensors weights cannot be read ({error}): the file is damaged or incomplete; copy or "
+                "download the checkpoint again",
+            ) from error
+
+    from_pretrained._names_the_checkpoint = True
+    return classmethod(from_pretrained)
+
+
+def report_unreadable_weights(model_class: type) -> None:
+    """Make `model_class.from_pretrained` name the checkpoint's weights file when safetensors cannot read it."""
+    if "from_pretrained" not in vars(model_class):
+        model_class.from_pretrained = _naming_the_checkpoint(model_class.from_pretrained)
 
 
 def register_architecture(
@@ -39,6 +84,7 @@ def register_architecture(
         model_class.register_for_auto_class(auto_name)
         model_class.model_card_writer = write_model_card
         model_class.push_to_hub = push_to_hub_with_card
+        report_unreadable_weights(model_class)
     if tokenizer_class is not None:
         transformers.AutoTokenizer.register(config_class, tokenizer_class=tokenizer_class, exist_ok=True)
         tokenizer_class.register_for_auto_class("AutoTokenizer")
@@ -55,4 +101,4 @@ def register_architecture(
     }
 
 
-__all__ = ["ARCHITECTURES", "register_architecture"]
+__all__ = ["ARCHITECTURES", "register_architecture", "report_unreadable_weights"]

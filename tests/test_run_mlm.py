@@ -1,6 +1,7 @@
 """training_scripts/run_mlm.py end to end: plain python, resumption, torchrun and accelerate with 2 CPU processes."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,11 +106,15 @@ def test_plain_python_trains_evaluates_saves_and_resumes(tmp_path, sim_cohort, s
             "2",
             "--learning_rate",
             "3e-3",
+            # more steps than the recorded run: continuing it is a deliberate choice, not an automatic resume
+            "--resume_from_checkpoint",
+            str(output / "checkpoint-4"),
         ],
         subprocess_env,
         tmp_path,
     )
     assert "resuming from" in resumed.stdout + resumed.stderr
+    assert "max_steps: 4 before, 6 now" in resumed.stdout + resumed.stderr
     state = json.loads((output / "trainer_state.json").read_text())
     assert state["global_step"] == 6
     assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2, 3, 4, 5, 6]
@@ -150,15 +155,18 @@ def test_torchrun_two_processes_keep_identical_weights_and_true_loss(
 ):
     initial, single_logs = single_process_reference
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
-    rank0, rank1, _ = ddp_runs(
-        tmp_path,
-        sim_cohort,
-        subprocess_env,
-        launcher,
-        "torchrun",
-        ["--max_steps", "5", "--learning_rate", "5e-3", "--ddp_backend", "gloo"],
-    )
+    training = ["--max_steps", "5", "--learning_rate", "5e-3", "--ddp_backend", "gloo", "--save_steps", "3"]
+    rank0, rank1, full_logs = ddp_runs(tmp_path, sim_cohort, subprocess_env, launcher, "torchrun", training)
     assert_identical_parameters(rank0, rank1, initial)
+
+    # Killed after checkpoint-3 and resumed on two processes: the same weights and logged losses, bit for bit.
+    (tmp_path / "torchrun_resumed").mkdir()
+    shutil.copytree(tmp_path / "torchrun" / "checkpoint-3", tmp_path / "torchrun_resumed" / "checkpoint-3")
+    resumed0, resumed1, resumed_logs = ddp_runs(
+        tmp_path, sim_cohort, subprocess_env, launcher, "torchrun_resumed", training
+    )
+    assert all(torch.equal(resumed0[name], rank0[name]) for name in rank0)
+    assert logged_losses(resumed_logs["log_history"]) == logged_losses(full_logs["log_history"])
 
     # Frozen weights: the logged loss of 2 ranks is the mean over the global batch, not world_size times it.
     _, _, logs = ddp_runs(

@@ -28,13 +28,23 @@ from transformers import (
     AutoModelForMaskedLM,
     AutoTokenizer,
     HfArgumentParser,
-    TrainingArguments,
     set_seed,
 )
 
 import genomic_models  # noqa: F401  (registers the architectures)
-from genomic_models.recipes import get_mlm_recipe
-from genomic_models.training import GenomicTrainer, find_last_checkpoint, parse_script_arguments, setup_script_logging
+from genomic_models.console import run_command
+from genomic_models.errors import GenomicInputError
+from genomic_models.recipes import MLM_RECIPES, get_mlm_recipe
+from genomic_models.training import (
+    GenomicTrainer,
+    GenomicTrainingArguments,
+    apply_config_overrides,
+    checkpoint_model_type,
+    find_last_checkpoint,
+    parse_script_arguments,
+    run_fingerprint,
+    setup_script_logging,
+)
 
 logger = logging.getLogger("run_mlm")
 
@@ -70,7 +80,11 @@ def _model_type_from_argv(argv: list[str]) -> str:
         known, _ = peek.parse_known_args(argv)
         model_type, checkpoint = known.model_type, known.model_name_or_path
     if model_type is None and checkpoint is not None:
-        model_type = AutoConfig.from_pretrained(checkpoint).model_type
+        model_type = checkpoint_model_type(checkpoint)
+        if model_type not in MLM_RECIPES:
+            raise GenomicInputError(
+                checkpoint, f"is a {model_type} checkpoint; run_mlm.py trains {', '.join(sorted(MLM_RECIPES))} models"
+            )
     if model_type is None:
         raise SystemExit("run_mlm.py: give --model_type (training from scratch) or --model_name_or_path")
     return model_type
@@ -80,7 +94,7 @@ def main(argv: list[str] | None = None):
     """Run the script; returns the trainer (useful to callers that embed it)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     recipe = get_mlm_recipe(_model_type_from_argv(argv))
-    parser = HfArgumentParser((ModelArguments, recipe.data_arguments, TrainingArguments))
+    parser = HfArgumentParser((ModelArguments, recipe.data_arguments, GenomicTrainingArguments))
     model_args, data_args, training_args = parse_script_arguments(parser, argv)
 
     setup_script_logging(training_args)
@@ -88,12 +102,21 @@ def main(argv: list[str] | None = None):
         "process %d of %d, device %s", training_args.process_index, training_args.world_size, training_args.device
     )
 
-    last_checkpoint = find_last_checkpoint(training_args, logger)
+    fingerprint = run_fingerprint(
+        model_args, data_args, training_args=training_args, extra_data=recipe.input_files(data_args)
+    )
+    last_checkpoint = find_last_checkpoint(training_args, logger, fingerprint)
     set_seed(training_args.seed)
 
     with training_args.main_process_first(desc="preparing the data"):
         prepared = recipe.prepare_data(data_args, training_args)
 
+    if model_args.model_name_or_path and model_args.model_type:
+        model_type = checkpoint_model_type(model_args.model_name_or_path, model_args.trust_remote_code)
+        if model_type != model_args.model_type:
+            raise GenomicInputError(
+                model_args.model_name_or_path, f"is a {model_type} checkpoint, not --model_type {model_args.model_type}"
+            )
     if model_args.config_name or model_args.model_name_or_path:
         config = AutoConfig.from_pretrained(
             model_args.config_name or model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code
@@ -101,7 +124,7 @@ def main(argv: list[str] | None = None):
     else:
         config = CONFIG_MAPPING[recipe.model_type]()
         if model_args.config_overrides:
-            config.update_from_string(model_args.config_overrides)
+            apply_config_overrides(config, model_args.config_overrides)
             logger.info("config overrides: %s", model_args.config_overrides)
     if model_args.tokenizer_name or model_args.model_name_or_path:
         tokenizer = AutoTokenizer.from_pretrained(
@@ -129,8 +152,9 @@ def main(argv: list[str] | None = None):
         )
     model.card_context = prepared.card
 
+    # One seed on every process: collators draw from (seed, epoch, row), and each process collates other rows.
     train_collator, eval_collator = recipe.collators(
-        tokenizer, model.config, data_args, prepared, seed=training_args.seed + training_args.process_index
+        tokenizer, model.config, data_args, prepared, seed=training_args.seed
     )
     # Collators read raw columns (genotype strings, chunk labels); label_names carry what the metrics need.
     training_args.remove_unused_columns = False
@@ -148,6 +172,7 @@ def main(argv: list[str] | None = None):
         eval_data_collator=eval_collator,
         compute_metrics=recipe.compute_metrics if training_args.do_eval else None,
         preprocess_logits_for_metrics=recipe.preprocess_logits_for_metrics if training_args.do_eval else None,
+        run_fingerprint=fingerprint,
     )
 
     if training_args.do_train:
@@ -182,4 +207,4 @@ def main(argv: list[str] | None = None):
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -35,6 +35,11 @@ class MaskedModelingRecipe:
     def prepare_data(self, data_args, training_args) -> PreparedData:
         raise NotImplementedError
 
+    def input_files(self, data_args) -> dict[str, list[str]]:
+        """Input files the data arguments name only indirectly (patterns), for the run's fingerprint; arguments that
+        are paths themselves are fingerprinted already."""
+        return {}
+
     def default_tokenizer(self, data_args, prepared: PreparedData):
         raise NotImplementedError
 

@@ -193,6 +193,15 @@ def resolve_expression_data(args: SingleCellDataArguments) -> ResolvedExpression
     return ResolvedExpressionData(train_paths, eval_paths, train_rows, eval_rows, card)
 
 
+def expression_input_files(args: SingleCellDataArguments) -> dict[str, list[str]]:
+    """The h5ad files of --train_files and --eval_files (patterns expanded), for a run's fingerprint."""
+    files = {}
+    for name in ("train_files", "eval_files"):
+        if getattr(args, name):
+            files[name] = expand_paths(getattr(args, name))
+    return files
+
+
 def _stratification_labels(shard, args: SingleCellDataArguments) -> np.ndarray:
     column = (args.phenotype_mapping() or parse_phenotype_columns(None)).get("cell_type")
     if column is not None and column in shard.obs.columns:
@@ -313,6 +322,9 @@ class PolygeneMLMRecipe(MaskedModelingRecipe):
         self.resolved: ResolvedExpressionData | None = None
         self.tokenizer = None
 
+    def input_files(self, data_args: PolygeneDataArguments) -> dict[str, list[str]]:
+        return expression_input_files(data_args)
+
     def prepare_data(self, data_args: PolygeneDataArguments, training_args) -> PreparedData:
         self.resolved = resolve_expression_data(data_args)
         return PreparedData(train=None, eval=None, card=self.resolved.card)
@@ -370,6 +382,7 @@ __all__ = [
     "ResolvedExpressionData",
     "TokenizerArguments",
     "check_model_matches_tokenizer",
+    "expression_input_files",
     "configure_for_tokenizer",
     "expression_datasets",
     "fit_tokenizer",
