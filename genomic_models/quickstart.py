@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=float, default=12)
     parser.add_argument("--samples_per_population", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--overwrite_output_dir", action="store_true", help="Start afresh in a folder holding another quickstart run."
+    )
     args = parser.parse_args(argv)
 
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
             "--use_cpu",
             "--report_to", "none",
             "--disable_tqdm", "true",
+            *(["--overwrite_output_dir"] if args.overwrite_output_dir else []),
         ]
     )  # fmt: skip
     metrics = trainer.latest_eval_metrics()
@@ -134,4 +138,6 @@ def _reference_baseline(trainer) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    from genomic_models.console import run_command
+
+    run_command(main)

@@ -159,6 +159,61 @@ def tiny_haplotype_checkpoint(chr20_expression, tmp_path_factory):
     return path
 
 
+GPERCEIVER_TINY_PARAMS = {
+    "allele_embed_dim": 16,
+    "position_embed_dim": 16,
+    "latent_dim": 8,
+    "output_dim": 32,
+    "projection_dim": 16,
+    "feedforward_dim": 32,
+    "num_encode_iters": 2,
+    "num_self_attention": 1,
+    "num_self_attention_heads": 2,
+}
+
+
+@pytest.fixture(scope="session")
+def seed_layout(bolt_lmm_example, tmp_path_factory):
+    """Real genotypes (BOLT-LMM EUR_subset, every 900th SNP: 379 x 61) in the seed's TSV layout, with a simulated
+    two-environment trait (6 causal SNPs, genetic correlation ~0.8, h2 ~0.85) and a cv column of 4 folds."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from genomic_models.data import (
+        genotype_codes_from_matrix,
+        read_plink,
+        tokenizer_from_genotype_matrix,
+        write_marker_codes,
+        write_marker_table,
+    )
+
+    folder = tmp_path_factory.mktemp("seed_layout")
+    matrix = read_plink(bolt_lmm_example).subset(np.arange(0, 54_051, 900))
+    tokenizer = tokenizer_from_genotype_matrix(matrix)
+    genotypes = genotype_codes_from_matrix(matrix, tokenizer)
+    write_marker_table(folder / "chroms.tsv", tokenizer)
+    write_marker_codes(folder / "markers.tsv", genotypes, tokenizer)
+    rng = np.random.default_rng(0)
+    dosage = np.clip(genotypes.codes - 3, 0, 2).astype(float)
+    causal = rng.choice(dosage.shape[1], 6, replace=False)
+    effects = rng.normal(size=(6, 2))
+    effects[:, 1] = 0.8 * effects[:, 0] + 0.2 * rng.normal(size=6)
+    genetic = (dosage[:, causal] - dosage[:, causal].mean(0)) @ effects
+    genetic /= genetic.std(axis=0)
+    rows = [
+        (name, genetic[index, block] + 0.4 * rng.normal(), block, index % 4)
+        for index, name in enumerate(genotypes.names)
+        for block in range(2)
+        if not (block == 1 and index % 7 == 0)  # some individuals are not observed in environment 1
+    ]
+    pd.DataFrame(rows, columns=["name", "response", "block", "cv"]).to_csv(folder / "phenos.tsv", sep="\t", index=False)
+    (folder / "params.json").write_text(json.dumps(GPERCEIVER_TINY_PARAMS))
+    return folder
+
+
+
 @pytest.fixture
 def torch_single_thread():
     """One intra-op thread for tests of tiny models: their convolutions gain nothing from two, and on a loaded machine

@@ -12,31 +12,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from genomic_models.data import (
-    genotype_codes_from_matrix,
-    read_plink,
-    tokenizer_from_genotype_matrix,
-    write_marker_codes,
-    write_marker_table,
-)
 from genomic_models.errors import GenomicInputError
 from genomic_models.models.gperceiver import GPerceiverConfig
 from genomic_models.recipes.gperceiver import settings_for_checkpoint
 from genomic_models.training_scripts import run_gperceiver_finetune, run_gperceiver_pretrain
 
+from .conftest import GPERCEIVER_TINY_PARAMS
+
 HELPER = Path(__file__).parent / "helpers" / "run_gperceiver_and_dump.py"
 
-TINY_PARAMS = {
-    "allele_embed_dim": 16,
-    "position_embed_dim": 16,
-    "latent_dim": 8,
-    "output_dim": 32,
-    "projection_dim": 16,
-    "feedforward_dim": 32,
-    "num_encode_iters": 2,
-    "num_self_attention": 1,
-    "num_self_attention_heads": 2,
-}
 COMMON = ["--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--logging_strategy", "no", "--seed", "0"]
 
 
@@ -46,34 +30,6 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def seed_layout(bolt_lmm_example, tmp_path_factory):
-    """Real genotypes (BOLT-LMM EUR_subset, every 900th SNP: 379 x 61) in the seed's TSV layout, with a simulated
-    two-environment trait (6 causal SNPs, genetic correlation ~0.8, h2 ~0.85) and a cv column of 4 folds."""
-    folder = tmp_path_factory.mktemp("seed_layout")
-    matrix = read_plink(bolt_lmm_example).subset(np.arange(0, 54_051, 900))
-    tokenizer = tokenizer_from_genotype_matrix(matrix)
-    genotypes = genotype_codes_from_matrix(matrix, tokenizer)
-    write_marker_table(folder / "chroms.tsv", tokenizer)
-    write_marker_codes(folder / "markers.tsv", genotypes, tokenizer)
-    rng = np.random.default_rng(0)
-    dosage = np.clip(genotypes.codes - 3, 0, 2).astype(float)
-    causal = rng.choice(dosage.shape[1], 6, replace=False)
-    effects = rng.normal(size=(6, 2))
-    effects[:, 1] = 0.8 * effects[:, 0] + 0.2 * rng.normal(size=6)
-    genetic = (dosage[:, causal] - dosage[:, causal].mean(0)) @ effects
-    genetic /= genetic.std(axis=0)
-    rows = [
-        (name, genetic[index, block] + 0.4 * rng.normal(), block, index % 4)
-        for index, name in enumerate(genotypes.names)
-        for block in range(2)
-        if not (block == 1 and index % 7 == 0)  # some individuals are not observed in environment 1
-    ]
-    pd.DataFrame(rows, columns=["name", "response", "block", "cv"]).to_csv(folder / "phenos.tsv", sep="\t", index=False)
-    (folder / "params.json").write_text(json.dumps(TINY_PARAMS))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +156,7 @@ def test_training_from_scratch_learns_the_simulated_trait(seed_layout, tmp_path)
 
 
 def test_params_file_then_command_line_precedence(seed_layout, tmp_path):
-    params = dict(TINY_PARAMS, block_strategy="latent", latent_dim=4)
+    params = dict(GPERCEIVER_TINY_PARAMS, block_strategy="latent", latent_dim=4)
     (tmp_path / "params.json").write_text(json.dumps(params))
     trainer = run_gperceiver_finetune.main(
         [
@@ -233,7 +189,8 @@ def test_params_file_then_command_line_precedence(seed_layout, tmp_path):
 
 
 def test_contrastive_pretraining_from_the_params_file(seed_layout, tmp_path):
-    (tmp_path / "params.json").write_text(json.dumps(dict(TINY_PARAMS, contrastive=True, contrastive_weight=0.5)))
+    params = dict(GPERCEIVER_TINY_PARAMS, contrastive=True, contrastive_weight=0.5)
+    (tmp_path / "params.json").write_text(json.dumps(params))
     trainer = run_gperceiver_pretrain.main(
         [
             "--chroms_file",
@@ -276,7 +233,7 @@ def test_plink_with_a_wide_phenotype_file_and_assigned_folds(bolt_lmm_example, t
             "--cv",
             "0",
             "--params",
-            json_file(tmp_path, TINY_PARAMS),
+            json_file(tmp_path, GPERCEIVER_TINY_PARAMS),
             "--output_dir",
             str(tmp_path / "out"),
             "--do_train",

@@ -38,13 +38,13 @@ from transformers import (
     AutoFeatureExtractor,
     AutoModelForSequenceClassification,
     HfArgumentParser,
-    TrainingArguments,
     default_data_collator,
     set_seed,
 )
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.cards import ModelCardContext
+from genomic_models.console import run_command
 from genomic_models.data.chromatin import (
     BigWigSignals,
     ChromoformerDataset,
@@ -56,7 +56,16 @@ from genomic_models.errors import GenomicInputError
 from genomic_models.metrics.prediction import binary_classification_metrics, regression_metrics
 from genomic_models.models.chromoformer import ChromoformerConfig, ChromoformerFeatureExtractor
 from genomic_models.models.chromoformer.original_config import OriginalSettings, read_original_config
-from genomic_models.training import GenomicTrainer, find_last_checkpoint, parse_script_arguments, setup_script_logging
+from genomic_models.training import (
+    GenomicTrainer,
+    GenomicTrainingArguments,
+    apply_config_overrides,
+    find_last_checkpoint,
+    parse_script_arguments,
+    require_model_type,
+    run_fingerprint,
+    setup_script_logging,
+)
 
 logger = logging.getLogger("run_chromoformer")
 
@@ -125,7 +134,7 @@ class DataArguments:
 
 
 @dataclass
-class ChromoformerTrainingArguments(TrainingArguments):
+class ChromoformerTrainingArguments(GenomicTrainingArguments):
     epoch_lr_decay: float = field(
         default=0.87,
         metadata={
@@ -259,7 +268,11 @@ def main(argv: list[str] | None = None):
         if getattr(data_args, name) is not None:
             setattr(settings, key, getattr(data_args, name))
 
-    last_checkpoint = find_last_checkpoint(training_args, logger)
+    require_model_type(
+        model_args.model_name_or_path, "chromoformer", "run_chromoformer.py", model_args.trust_remote_code
+    )
+    fingerprint = run_fingerprint(model_args, data_args, training_args=training_args)
+    last_checkpoint = find_last_checkpoint(training_args, logger, fingerprint, result_files=("predictions.csv",))
     set_seed(training_args.seed)
 
     num_labels = 1 if model_args.task == "regression" else 2
@@ -273,9 +286,7 @@ def main(argv: list[str] | None = None):
     else:
         problem_type = "regression" if num_labels == 1 else "single_label_classification"
         config = ChromoformerConfig(num_labels=num_labels, problem_type=problem_type, **settings.model_config_kwargs())
-        if model_args.config_overrides:
-            config.update_from_string(model_args.config_overrides)
-            config = ChromoformerConfig.from_dict(config.to_dict())  # validates the overridden values
+        apply_config_overrides(config, model_args.config_overrides)
         marks = data_args.mark_names or settings.mark_names(config.num_features)
         extractor = ChromoformerFeatureExtractor(
             **{**settings.feature_extractor_kwargs(config.bin_sizes), "mark_names": marks}
@@ -328,10 +339,11 @@ def main(argv: list[str] | None = None):
         processing_class=extractor,
         data_collator=default_data_collator,
         compute_metrics=_compute_metrics_for(model_args.task),
+        run_fingerprint=fingerprint,
     )
 
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
+        result = trainer.train(resume_from_checkpoint=last_checkpoint)
         metrics = dict(result.metrics, train_samples=len(train_dataset))
         card.training = {
             "epochs": round(trainer.state.epoch or 0, 2),
@@ -376,4 +388,4 @@ def main(argv: list[str] | None = None):
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -29,17 +29,26 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     HfArgumentParser,
-    TrainingArguments,
     set_seed,
 )
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.collators import DataCollatorForExpressionRegression
+from genomic_models.console import run_command
 from genomic_models.data.expression import expression_scaling, with_expression
 from genomic_models.errors import GenomicInputError
 from genomic_models.metrics.expression import expression_metrics
 from genomic_models.recipes.expression import ExpressionDataArguments, load_expression_data
-from genomic_models.training import GenomicTrainer, find_last_checkpoint, parse_script_arguments, setup_script_logging
+from genomic_models.training import (
+    GenomicTrainer,
+    GenomicTrainingArguments,
+    apply_config_overrides,
+    find_last_checkpoint,
+    parse_script_arguments,
+    require_model_type,
+    run_fingerprint,
+    setup_script_logging,
+)
 
 logger = logging.getLogger("run_expression")
 
@@ -96,8 +105,7 @@ def build_model(model_args: ExpressionModelArguments, genes: list[str]):
         if model_args.model_type != "haplotype-dss":
             raise SystemExit("run_expression.py: give --model_name_or_path, or --model_type haplotype-dss")
         config = transformers.CONFIG_MAPPING[model_args.model_type](num_labels=1, problem_type="regression")
-        if model_args.config_overrides:
-            config.update_from_string(model_args.config_overrides)
+        apply_config_overrides(config, model_args.config_overrides)
         for name, value in head_options.items():
             setattr(config, name, value)
         config.gene_vocab = list(genes)
@@ -114,11 +122,17 @@ def build_model(model_args: ExpressionModelArguments, genes: list[str]):
 def main(argv: list[str] | None = None):
     """Run the script; returns the trainer."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = HfArgumentParser((ExpressionModelArguments, ExpressionDataArguments, TrainingArguments))
+    parser = HfArgumentParser((ExpressionModelArguments, ExpressionDataArguments, GenomicTrainingArguments))
     model_args, data_args, training_args = parse_script_arguments(parser, argv)
     setup_script_logging(training_args)
+    require_model_type(
+        model_args.model_name_or_path, "haplotype-dss", "run_expression.py", model_args.trust_remote_code
+    )
 
-    last_checkpoint = find_last_checkpoint(training_args, logger)
+    fingerprint = run_fingerprint(model_args, data_args, training_args=training_args)
+    last_checkpoint = find_last_checkpoint(
+        training_args, logger, fingerprint, result_files=("eval_predictions.tsv",)
+    )
     set_seed(training_args.seed)
 
     cache_dir = os.path.join(data_args.data_dir or os.path.join(training_args.output_dir, "data"), "cache")
@@ -158,8 +172,9 @@ def main(argv: list[str] | None = None):
 
     vocab = model.config.gene_vocab if model.config.num_genes else None
     concat = model.config.haplotype_combination == "concat"
+    # One seed on every process: swaps are drawn per (seed, epoch, row), whichever process collates the row.
     train_collator = DataCollatorForExpressionRegression(
-        tokenizer, vocab, swap_haplotypes=concat, seed=training_args.seed + training_args.process_index
+        tokenizer, vocab, swap_haplotypes=concat, seed=training_args.seed
     )
     eval_collator = DataCollatorForExpressionRegression(tokenizer, vocab)
     gene_names = list(vocab) if vocab else None
@@ -183,10 +198,11 @@ def main(argv: list[str] | None = None):
         data_collator=train_collator,
         eval_data_collator=eval_collator,
         compute_metrics=compute_metrics if training_args.do_eval else None,
+        run_fingerprint=fingerprint,
     )
 
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
+        result = trainer.train(resume_from_checkpoint=last_checkpoint)
         metrics = dict(result.metrics, train_samples=len(train_dataset))
         data.card.training = {
             "epochs": round(trainer.state.epoch or 0, 2),
@@ -239,4 +255,4 @@ def write_predictions(trainer, dataset, scaling: dict[str, list[float]], path: s
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

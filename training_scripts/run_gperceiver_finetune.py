@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback, HfArgumentParser, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.collators.genotype_codes import DataCollatorForPhenotypes
+from genomic_models.console import run_command
 from genomic_models.data.genotype_tables import (
     GenotypeDataset,
     PhenotypeTable,
@@ -53,6 +53,8 @@ from genomic_models.training import (
     enable_best_model_tracking,
     find_last_checkpoint,
     parse_script_arguments,
+    require_model_type,
+    run_fingerprint,
     setup_script_logging,
 )
 
@@ -144,6 +146,15 @@ def main(argv: list[str] | None = None):
     """Run the script; returns the last phase's trainer."""
     model_args, data_args, training_args = parse(sys.argv[1:] if argv is None else list(argv))
     setup_script_logging(training_args)
+    require_model_type(
+        model_args.model_name_or_path, "gperceiver", "run_gperceiver_finetune.py", model_args.trust_remote_code
+    )
+    # The output folder holds phase 2 (and the final model); phase 1 runs in a subfolder of it. One fingerprint
+    # covers both: the folder is resumed only by the same run, and --overwrite_output_dir clears both phases.
+    fingerprint = run_fingerprint(model_args, data_args, training_args=training_args)
+    phase_one_dir = os.path.join(training_args.output_dir, PHASE_ONE_DIR)
+    resume = find_last_checkpoint(training_args, logger, fingerprint, subfolders=(PHASE_ONE_DIR,))
+    resume_phase_one = resume is not None and os.path.dirname(os.path.abspath(resume)) == os.path.abspath(phase_one_dir)
     set_seed(training_args.seed)
 
     params = read_params(model_args.params)
@@ -221,10 +232,13 @@ def main(argv: list[str] | None = None):
     epochs_done = []
     for phase, trainable in phases:
         args = copy.deepcopy(training_args)
+        args.resume_from_checkpoint = None
         if phase == "frozen":
-            args.output_dir = os.path.join(training_args.output_dir, PHASE_ONE_DIR)
+            args.output_dir = phase_one_dir
             args.num_train_epochs = model_args.frozen_epochs or training_args.num_train_epochs
             args.push_to_hub = False
+            args.overwrite_output_dir = False  # the output folder's check has cleared this subfolder already
+            args.resume_from_checkpoint = resume if resume_phase_one else None
         model.set_trainable(**trainable)
         callbacks = [EarlyStoppingCallback(data_args.early_stopping_patience)] if eval_dataset is not None else []
         trainer = GenomicTrainer(
@@ -236,20 +250,24 @@ def main(argv: list[str] | None = None):
             data_collator=DataCollatorForPhenotypes(),
             compute_metrics=compute_metrics if eval_dataset is not None else None,
             callbacks=callbacks,
+            run_fingerprint=fingerprint,
         )
         if not training_args.do_train:
             break
-        finished = os.path.join(args.output_dir, "model.safetensors")
-        if phase == "frozen" and os.path.exists(finished) and get_last_checkpoint(training_args.output_dir):
-            logger.info("phase 1 already finished in %s and phase 2 has checkpoints: skipping phase 1", args.output_dir)
-            continue
-        last = find_last_checkpoint(args, logger)
+        if phase == "frozen":
+            finished = os.path.exists(os.path.join(args.output_dir, "model.safetensors"))
+            if finished and resume is not None and not resume_phase_one:
+                logger.info("phase 1 already finished in %s and phase 2 resumes: skipping phase 1", args.output_dir)
+                continue
+            last = find_last_checkpoint(args, logger, fingerprint)
+        else:
+            last = None if resume_phase_one else resume
         logger.info(
             "phase %s: %d trainable parameters",
             phase,
             sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad),
         )
-        result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint or last)
+        result = trainer.train(resume_from_checkpoint=last)
         epochs_done.append(round(trainer.state.epoch or 0, 2))
         trainer.save_model()
         trainer.log_metrics(f"train_{phase}", result.metrics)
@@ -312,4 +330,4 @@ def write_predictions(path: str, predictions: np.ndarray, genotypes, phenotypes:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback, HfArgumentParser, set_seed
 
 import genomic_models  # noqa: F401  (registers the architectures)
+from genomic_models.console import run_command
 from genomic_models.models.gperceiver import (
     GPerceiverConfig,
     GPerceiverForContrastivePretraining,
@@ -41,6 +42,8 @@ from genomic_models.training import (
     enable_best_model_tracking,
     find_last_checkpoint,
     parse_script_arguments,
+    require_model_type,
+    run_fingerprint,
     setup_script_logging,
 )
 
@@ -93,6 +96,11 @@ def main(argv: list[str] | None = None):
     """Run the script; returns the trainer."""
     model_args, data_args, training_args = parse(sys.argv[1:] if argv is None else list(argv))
     setup_script_logging(training_args)
+    require_model_type(
+        model_args.model_name_or_path, "gperceiver", "run_gperceiver_pretrain.py", model_args.trust_remote_code
+    )
+    fingerprint = run_fingerprint(model_args, data_args, training_args=training_args)
+    last_checkpoint = find_last_checkpoint(training_args, logger, fingerprint)
     set_seed(training_args.seed)
 
     params = read_params(model_args.params)
@@ -145,8 +153,9 @@ def main(argv: list[str] | None = None):
     prepared.card.training = {"objective": "contrastive" if contrastive else "masked genotype modelling"}
     model.card_context = prepared.card
 
+    # One seed on every process: collators draw from (seed, epoch, row), and each process collates other rows.
     train_collator, eval_collator = recipe.collators(
-        tokenizer, model.config, data_args, prepared, seed=training_args.seed + training_args.process_index
+        tokenizer, model.config, data_args, prepared, seed=training_args.seed
     )
     training_args.remove_unused_columns = False
     training_args.label_names = list(recipe.label_names)
@@ -167,11 +176,11 @@ def main(argv: list[str] | None = None):
         eval_data_collator=eval_collator,
         compute_metrics=recipe.compute_metrics if prepared.eval is not None else None,
         callbacks=callbacks,
+        run_fingerprint=fingerprint,
     )
 
     if training_args.do_train:
-        last_checkpoint = find_last_checkpoint(training_args, logger)
-        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
+        result = trainer.train(resume_from_checkpoint=last_checkpoint)
         prepared.card.training.update(
             {
                 "epochs": round(trainer.state.epoch or 0, 2),
@@ -204,4 +213,4 @@ def main(argv: list[str] | None = None):
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

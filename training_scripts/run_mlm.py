@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None):
     )
 
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
+        result = trainer.train(resume_from_checkpoint=last_checkpoint)
         metrics = dict(result.metrics, train_samples=len(prepared.train))
         prepared.card.training = {
             "epochs": round(trainer.state.epoch or 0, 2),

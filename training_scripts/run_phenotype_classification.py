@@ -31,12 +31,12 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     HfArgumentParser,
-    TrainingArguments,
     set_seed,
 )
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.collators.single_cell import collate_cells
+from genomic_models.console import run_command
 from genomic_models.data.h5ad import parse_phenotype_columns
 from genomic_models.metrics.single_cell import classification_metrics, confusion_matrix
 from genomic_models.models.polygene import PolygeneConfig
@@ -46,12 +46,22 @@ from genomic_models.recipes.polygene import (
     check_model_matches_tokenizer,
     configure_for_tokenizer,
     expression_datasets,
+    expression_input_files,
     fit_tokenizer,
     resolve_expression_data,
     shard_reading,
 )
 from genomic_models.tokenization.tokenization_gene_bin import PHENOTYPE_TYPES
-from genomic_models.training import GenomicTrainer, find_last_checkpoint, parse_script_arguments, setup_script_logging
+from genomic_models.training import (
+    GenomicTrainer,
+    GenomicTrainingArguments,
+    apply_config_overrides,
+    find_last_checkpoint,
+    parse_script_arguments,
+    require_model_type,
+    run_fingerprint,
+    setup_script_logging,
+)
 
 logger = logging.getLogger("run_phenotype_classification")
 
@@ -88,7 +98,9 @@ def _logits(predictions):
 def main(argv: list[str] | None = None):
     """Run the script; returns the trainer."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = HfArgumentParser((ClassifierModelArguments, PhenotypeClassificationDataArguments, TrainingArguments))
+    parser = HfArgumentParser(
+        (ClassifierModelArguments, PhenotypeClassificationDataArguments, GenomicTrainingArguments)
+    )
     model_args, data_args, training_args = parse_script_arguments(parser, argv)
     setup_script_logging(training_args)
     if data_args.label_phenotype not in PHENOTYPE_TYPES:
@@ -96,7 +108,18 @@ def main(argv: list[str] | None = None):
     if model_args.model_name_or_path is None and model_args.model_type != "polygene":
         raise SystemExit("give --model_name_or_path (a pretrained Polygene) or --model_type polygene (from scratch)")
 
-    last_checkpoint = find_last_checkpoint(training_args, logger)
+    require_model_type(
+        model_args.model_name_or_path, "polygene", "run_phenotype_classification.py", model_args.trust_remote_code
+    )
+    fingerprint = run_fingerprint(
+        model_args, data_args, training_args=training_args, extra_data=expression_input_files(data_args)
+    )
+    last_checkpoint = find_last_checkpoint(
+        training_args,
+        logger,
+        fingerprint,
+        result_files=("confusion_matrix.csv", "eval_predictions.csv", "labels.json"),
+    )
     set_seed(training_args.seed)
 
     resolved = resolve_expression_data(data_args)
@@ -138,9 +161,7 @@ def main(argv: list[str] | None = None):
             model_args.model_name_or_path, config=config, trust_remote_code=model_args.trust_remote_code
         )
     else:
-        config = PolygeneConfig()
-        if model_args.config_overrides:
-            config.update_from_string(model_args.config_overrides)
+        config = apply_config_overrides(PolygeneConfig(), model_args.config_overrides)
         configure_for_tokenizer(config, tokenizer)
         for key, value in settings.items():
             setattr(config, key, value)
@@ -167,9 +188,10 @@ def main(argv: list[str] | None = None):
         data_collator=collate_cells,
         compute_metrics=compute_metrics,
         preprocess_logits_for_metrics=lambda predictions, _: _logits(predictions).argmax(dim=-1),
+        run_fingerprint=fingerprint,
     )
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
+        result = trainer.train(resume_from_checkpoint=last_checkpoint)
         model.card_context.training = {
             "finetuned_from": model_args.model_name_or_path or "scratch",
             "epochs": round(trainer.state.epoch or 0, 2),
@@ -241,4 +263,4 @@ def _write_predictions(output_dir: str, evaluation, output, labels: list[str]) -
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -19,7 +19,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
+from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, set_seed
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models import (
@@ -30,6 +30,7 @@ from genomic_models import (
     Seq2KingForPopulationClassification,
 )
 from genomic_models.collators import DataCollatorForKinship
+from genomic_models.console import run_command
 from genomic_models.data.kinship import (
     KinshipMatrix,
     read_kin0,
@@ -41,7 +42,16 @@ from genomic_models.data.kinship import (
 from genomic_models.data.kinship_sequences import build_kinship_datasets
 from genomic_models.kinship import king_robust_from_file
 from genomic_models.metrics.kinship import kinship_regression_metrics, token_accuracy
-from genomic_models.training import GenomicTrainer, find_last_checkpoint, parse_script_arguments, setup_script_logging
+from genomic_models.training import (
+    GenomicTrainer,
+    GenomicTrainingArguments,
+    apply_config_overrides,
+    find_last_checkpoint,
+    parse_script_arguments,
+    require_model_type,
+    run_fingerprint,
+    setup_script_logging,
+)
 
 logger = logging.getLogger("run_seq2king")
 
@@ -130,13 +140,15 @@ def only_logits(logits, labels):
 def main(argv: list[str] | None = None):
     """Run the script; returns the trainer."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    parser = HfArgumentParser((ModelArguments, DataArguments, GenomicTrainingArguments))
     model_args, data_args, training_args = parse_script_arguments(parser, argv)
     if data_args.task not in ("kinship", "population"):
         raise SystemExit(f"--task must be 'kinship' or 'population', got {data_args.task!r}")
     setup_script_logging(training_args)
+    require_model_type(model_args.model_name_or_path, "seq2king", "run_seq2king.py", model_args.trust_remote_code)
 
-    last_checkpoint = find_last_checkpoint(training_args, logger)
+    fingerprint = run_fingerprint(model_args, data_args, training_args=training_args)
+    last_checkpoint = find_last_checkpoint(training_args, logger, fingerprint, result_files=("samples.tsv",))
     set_seed(training_args.seed)
 
     with training_args.main_process_first(desc="computing kinship"):
@@ -155,9 +167,7 @@ def main(argv: list[str] | None = None):
             model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code
         )
     else:
-        config = Seq2KingConfig()
-        if model_args.config_overrides:
-            config.update_from_string(model_args.config_overrides)
+        config = apply_config_overrides(Seq2KingConfig(), model_args.config_overrides)
         tokenizer = KinshipTokenizer(person_ids=kinship.samples, model_max_length=config.max_sequence_length)
         config.vocab_size = tokenizer.vocab_size
         config.pad_token_id = tokenizer.pad_token_id
@@ -211,9 +221,10 @@ def main(argv: list[str] | None = None):
         if training_args.do_eval
         else None,
         preprocess_logits_for_metrics=only_logits if training_args.do_eval else None,
+        run_fingerprint=fingerprint,
     )
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
+        result = trainer.train(resume_from_checkpoint=last_checkpoint)
         card.training = {
             "epochs": round(trainer.state.epoch or 0, 2),
             "steps": trainer.state.global_step,
@@ -248,4 +259,4 @@ def main(argv: list[str] | None = None):
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

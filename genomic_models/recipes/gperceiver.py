@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-from transformers import TrainingArguments
 from transformers.trainer_utils import SchedulerType
 
 from genomic_models.tokenization.tokenization_genotype import GenotypeTokenizer
@@ -32,6 +31,7 @@ from ..data.samples import read_sample_list
 from ..errors import GenomicInputError
 from ..metrics.allele_counts import masked_genotype_metrics, shared_allele_metrics
 from ..models.gperceiver.configuration_gperceiver import GPerceiverConfig, translate_original_params
+from ..training import GenomicTrainingArguments, apply_config_overrides
 from .base import MaskedModelingRecipe, PreparedData
 
 
@@ -84,7 +84,7 @@ class GPerceiverPretrainingDataArguments(GenotypeDataArguments):
 
 
 @dataclass
-class GPerceiverTrainingArguments(TrainingArguments):
+class GPerceiverTrainingArguments(GenomicTrainingArguments):
     """TrainingArguments with gperceiver's defaults: peak learning rate 1e-3 reached after 100 warm-up steps, weight
     decay 1e-4, 16 individuals per device. The original used LAMB with reduce-on-plateau; here AdamW and a constant
     rate after warm-up (pass --lr_scheduler_type reduce_lr_on_plateau with per-epoch evaluation for the latter)."""
@@ -141,8 +141,7 @@ def resolve_config_kwargs(params: dict, overrides: str | None = None, **command_
     later sources take precedence, as in gperceiver where command-line values override the params file."""
     kwargs, _ = translate_original_params(params)
     if overrides:
-        probe = GPerceiverConfig()
-        probe.update_from_string(overrides)
+        probe = apply_config_overrides(GPerceiverConfig(), overrides)
         for item in overrides.split(","):
             name = item.split("=", 1)[0].strip()
             kwargs[name] = getattr(probe, name)

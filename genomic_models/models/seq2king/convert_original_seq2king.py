@@ -103,4 +103,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from genomic_models.console import run_command
+
+    run_command(main)
