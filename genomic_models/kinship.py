@@ -316,11 +316,11 @@ def _plink_chunks(prefix, chromosomes, variant_chunk_size, samples):
 
 
 def _vcf_chunks(path, chromosomes, variant_chunk_size, samples):
-    from cyvcf2 import VCF
+    from .data.genotypes import open_vcf, vcf_records
 
     if not os.path.exists(path):
         raise GenomicInputError(path, "no such file (expected a VCF/BCF or a PLINK .bed/.bim/.fam prefix)")
-    reader = VCF(path, lazy=True, threads=1)
+    reader = open_vcf(path, lazy=True, threads=1)
     file_samples = list(reader.samples)
     reader.close()
     sample_index = _sample_positions(file_samples, samples, path)
@@ -328,9 +328,9 @@ def _vcf_chunks(path, chromosomes, variant_chunk_size, samples):
     wanted = None if wanted is None else {_normalise_chrom(name) for name in wanted}
 
     def chunks() -> Iterator[np.ndarray]:
-        reader = VCF(path, gts012=False, lazy=True, threads=1)
+        reader = open_vcf(path, gts012=False, lazy=True, threads=1)
         buffer = []
-        for record in reader:
+        for record in vcf_records(reader, path):
             if wanted is not None and _normalise_chrom(record.CHROM) not in wanted:
                 continue
             genotype = record.genotype

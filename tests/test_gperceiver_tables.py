@@ -65,14 +65,14 @@ def test_marker_missing_from_chroms_names_the_column(seed_tables, tmp_path):
 
 def test_code_outside_the_decoder_names_row_and_column(seed_tables, tmp_path):
     chroms, _, _ = seed_tables
-    markers = write(tmp_path / "m.tsv", "name\tmarker1\tmarker2\tmarker3\ns1\t0\t3\t5\ns2\t3\t9\t5\n")
+    markers = write(tmp_path / "m.tsv", "name\tmarker1\tmarker2\tmarker3\ns1\t0\t3\t5\ns2\t3\t10\t5\n")
     with pytest.raises(
-        GenomicInputError, match=r"row s2, column marker2: integer code 9 is outside the allele decoder"
+        GenomicInputError, match=r"row s2, column marker2: integer code 10 is outside the allele decoder"
     ):
         read_marker_codes(markers, tokenizer_from_marker_table(chroms))
-    # The same code is valid for a tetraploid decoder (15 codes): ploidy decides the table.
+    # The same code is valid for a tetraploid decoder (15 codes; 10 is 0/0/0/0): ploidy decides the table.
     codes = read_marker_codes(markers, tokenizer_from_marker_table(chroms, ploidy=4)).codes
-    assert codes[1].tolist() == [3, 9, 5]
+    assert codes[1].tolist() == [3, 10, 5]
     markers = write(tmp_path / "x.tsv", "name\tmarker1\tmarker2\tmarker3\ns1\t0\t3\t5\ns2\t3\t1.5\t5\n")
     with pytest.raises(GenomicInputError, match=r"row s2, column marker2: .*not an integer"):
         read_marker_codes(markers, tokenizer_from_marker_table(chroms))

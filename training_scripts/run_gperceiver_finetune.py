@@ -103,6 +103,10 @@ class PhenotypeDataArguments(GenotypeDataArguments):
         default=None, metadata={"help": "Wide table: comma-separated response columns, one block each (e.g. PHENO)."}
     )
     sample_column: str = field(default="IID", metadata={"help": "Wide table: the column of individual ids."})
+    duplicate_observations: str = field(
+        default="error",
+        metadata={"help": "An individual observed twice in one block: 'error', or 'mean' (averaged, counts logged)."},
+    )
     cv: str | None = field(default=None, metadata={"help": "Rows whose cv column equals this are validation data."})
     n_folds: int | None = field(
         default=None, metadata={"help": "Assign a cv column 0..n_folds-1 by individual (replacing any in the file)."}
@@ -126,9 +130,26 @@ def load_phenotypes(data_args: PhenotypeDataArguments, genotype_names: list[str]
         raise ValueError("give --phenotypes_file")
     if data_args.response_columns:
         columns = [column.strip() for column in data_args.response_columns.split(",") if column.strip()]
-        phenotypes = read_wide_phenotypes(data_args.phenotypes_file, columns, sample_column=data_args.sample_column)
+        phenotypes = read_wide_phenotypes(
+            data_args.phenotypes_file,
+            columns,
+            sample_column=data_args.sample_column,
+            duplicates=data_args.duplicate_observations,
+        )
     else:
-        phenotypes = read_phenotypes(data_args.phenotypes_file)
+        phenotypes = read_phenotypes(data_args.phenotypes_file, duplicates=data_args.duplicate_observations)
+    if phenotypes.info.get("dropped_missing_response"):
+        logger.info(
+            "%s: dropped %d observation(s) with a missing response (empty, NA or -9)",
+            data_args.phenotypes_file,
+            phenotypes.info["dropped_missing_response"],
+        )
+    if phenotypes.info.get("averaged_duplicate_rows"):
+        logger.warning(
+            "%s: averaged %d repeated observation(s) of the same individual and block (--duplicate_observations mean)",
+            data_args.phenotypes_file,
+            phenotypes.info["averaged_duplicate_rows"],
+        )
     check_phenotype_names(phenotypes, genotype_names)
     if data_args.n_folds:
         phenotypes = assign_folds(phenotypes, data_args.n_folds, data_args.fold_seed)

@@ -21,11 +21,12 @@ import torch
 from genomic_models.tokenization.tokenization_genotype import (
     MARKER_TABLE_COLUMNS,
     GenotypeTokenizer,
+    allele_decoder,
     num_genotype_codes,
     variant_marker_names,
 )
 
-from ..errors import GenomicInputError
+from ..errors import GenomicInputError, require_finite
 from .genotypes import GenotypeMatrix
 
 PHENOTYPE_COLUMNS = ("name", "response", "block")
@@ -106,7 +107,8 @@ class PhenotypeTable:
     def response_matrix(self, names: Sequence[str]) -> np.ndarray:
         """(len(names), num_blocks) float32 responses, NaN where an individual was not observed in a block.
 
-        Repeated observations of the same individual in the same block are averaged.
+        Repeated observations of the same individual in the same block (accepted by the readers only with
+        duplicates="mean") are averaged.
         """
         position = {name: index for index, name in enumerate(names)}
         matrix = np.full((len(names), self.num_blocks), np.nan, dtype=np.float64)
@@ -209,6 +211,7 @@ def read_marker_codes(path: str | os.PathLike, tokenizer: GenotypeTokenizer) -> 
             f"({int(bad.sum())} such value(s)); check --ploidy/--nalleles",
             record=f"row {names[row]}, column {markers[column]}",
         )
+    _check_ploidy_of_codes(codes, tokenizer.ploidy, tokenizer.num_alleles, source)
     try:
         aligned = tokenizer.encode_marker_codes(codes, markers, source=source, row_names=names)
         return GenotypeCodes(
@@ -216,6 +219,30 @@ def read_marker_codes(path: str | os.PathLike, tokenizer: GenotypeTokenizer) -> 
         )
     except ValueError as error:
         raise GenomicInputError(source, str(error)) from None
+
+
+def _check_ploidy_of_codes(codes: np.ndarray, ploidy: int, num_alleles: int, source: str) -> None:
+    """Codes read with too high a ploidy decode to genotypes that all miss some alleles (diploid 0/0, 0/1, 1/1 are
+    tetraploid codes with two missing alleles): refuse a table in which no call is fully observed."""
+    used = np.unique(codes[codes > 0])
+    if not len(used):
+        return
+    complete = (allele_decoder(ploidy, num_alleles) > 0).all(axis=1)
+    if complete[used].any():
+        return
+    fitting = [
+        lower
+        for lower in range(1, ploidy)
+        if used.max() < num_genotype_codes(lower, num_alleles)
+        and (allele_decoder(lower, num_alleles)[used] > 0).all(axis=1).any()
+    ]
+    hint = f"; they fit ploidy {fitting[-1]}" if fitting else ""
+    raise GenomicInputError(
+        source,
+        f"no genotype is fully observed when the codes are read with ploidy {ploidy} and {num_alleles} allele states: "
+        f"every non-zero code ({used.min()}..{used.max()}) leaves alleles missing, so the codes are of a lower "
+        f"ploidy{hint}. Give the ploidy the codes were written with (--ploidy)",
+    )
 
 
 def write_marker_codes(path: str | os.PathLike, genotypes: GenotypeCodes, tokenizer: GenotypeTokenizer) -> None:
@@ -276,11 +303,16 @@ def genotype_codes_from_matrix(
 
 # ------------------------------------------------------------------------------------------------------------------
 # phenotypes
-def read_phenotypes(path: str | os.PathLike, genotype_names: Sequence[str] | None = None) -> PhenotypeTable:
+def read_phenotypes(
+    path: str | os.PathLike, genotype_names: Sequence[str] | None = None, duplicates: str = "error"
+) -> PhenotypeTable:
     """phenos.tsv (name, response, block, [cv], other columns ignored) -> PhenotypeTable.
 
-    Rows with a missing response are dropped (counted in `info["dropped_missing_response"]`), as gperceiver does.
-    Block ids must be the integers 0..n-1, each used. With `genotype_names`, every phenotype name must have a genotype.
+    Rows with a missing response (empty, NA) are dropped (counted in `info["dropped_missing_response"]`), as
+    gperceiver does; an infinite response, or one beyond float32, is an error naming its line. Block ids must be the
+    integers 0..n-1, each used. A (name, block) pair observed twice is an error naming both lines, unless
+    `duplicates="mean"` (the observations are averaged; counted in `info["averaged_duplicate_rows"]`). With
+    `genotype_names`, every phenotype name must have a genotype.
     """
     source = os.fspath(path)
     table = _read_table(source, dtype={"name": str})
@@ -297,11 +329,21 @@ def read_phenotypes(path: str | os.PathLike, genotype_names: Sequence[str] | Non
             f"response {frame['response'].iloc[row]!r} is not a number",
             record=f"line {row + 2} (name {frame['name'].iloc[row]})",
         )
+    require_finite(
+        response,
+        source,
+        "response",
+        locate=lambda row: f"line {row + 2} (name {frame['name'].iloc[row]})",
+        allow_nan=True,
+    )
     frame["response"] = response
+    frame["line"] = np.arange(len(frame)) + 2
     dropped = int(response.isna().sum())
     frame = frame[response.notna()].reset_index(drop=True)
     blocks = _check_blocks(frame["block"], source)
     frame["block"] = blocks
+    frame, averaged = _check_duplicates(frame, source, duplicates, lambda row: f"line {row}")
+    frame = frame.drop(columns="line")
     table_out = PhenotypeTable(
         frame,
         int(blocks.max()) + 1 if len(blocks) else 0,
@@ -309,6 +351,7 @@ def read_phenotypes(path: str | os.PathLike, genotype_names: Sequence[str] | Non
         source,
     )
     table_out.info["dropped_missing_response"] = dropped
+    table_out.info["averaged_duplicate_rows"] = averaged
     if genotype_names is not None:
         check_phenotype_names(table_out, genotype_names)
     return table_out
@@ -320,11 +363,14 @@ def read_wide_phenotypes(
     sample_column: str = "IID",
     missing_values: Sequence[str] = ("NA", "-9"),
     genotype_names: Sequence[str] | None = None,
+    duplicates: str = "error",
 ) -> PhenotypeTable:
     """A table with one row per individual and one column per trait or environment (PLINK/BOLT .pheno style,
     whitespace or tab separated) -> PhenotypeTable with block k = `response_columns[k]`.
 
-    Values in `missing_values` (PLINK's -9 and NA by default) are missing and dropped.
+    Values in `missing_values` (PLINK's -9 and NA by default) are missing and dropped; infinite values or values
+    beyond float32 are errors naming line and column. An individual on two rows is an error naming both lines,
+    unless `duplicates="mean"` (its observations are averaged per column).
     """
     source = os.fspath(path)
     table = _read_table(source, dtype={sample_column: str}, na_values=list(missing_values))
@@ -342,12 +388,22 @@ def read_wide_phenotypes(
             raise GenomicInputError(
                 source, f"value {table[column].iloc[row]!r} is not a number", record=f"line {row + 2}, column {column}"
             )
-        frames.append(pd.DataFrame({"name": table[sample_column].astype(str), "response": values, "block": block}))
+        located = lambda row, column=column: f"line {row + 2}, column {column}"  # noqa: E731
+        require_finite(values, source, "value", locate=located, allow_nan=True)
+        lines = np.arange(len(table)) + 2
+        frames.append(
+            pd.DataFrame(
+                {"name": table[sample_column].astype(str), "response": values, "block": block, "line": lines}
+            )
+        )
     frame = pd.concat(frames, ignore_index=True)
     dropped = int(frame["response"].isna().sum())
     frame = frame[frame["response"].notna()].reset_index(drop=True)
+    frame, averaged = _check_duplicates(frame, source, duplicates, lambda row: f"line {row}")
+    frame = frame.drop(columns="line")
     result = PhenotypeTable(frame, len(response_columns), list(response_columns), source)
     result.info["dropped_missing_response"] = dropped
+    result.info["averaged_duplicate_rows"] = averaged
     if genotype_names is not None:
         check_phenotype_names(result, genotype_names)
     return result
@@ -384,6 +440,39 @@ def assign_folds(phenotypes: PhenotypeTable, n_folds: int, seed: int = 0) -> Phe
 
 def write_phenotypes(path: str | os.PathLike, phenotypes: PhenotypeTable) -> None:
     phenotypes.frame.to_csv(path, sep="\t", index=False)
+
+
+def _check_duplicates(frame: pd.DataFrame, source: str, duplicates: str, where) -> tuple[pd.DataFrame, int]:
+    """Refuse (name, block) pairs observed more than once, or (duplicates="mean") average them; returns the frame and
+    the number of rows merged into others."""
+    if duplicates not in ("error", "mean"):
+        raise ValueError(f"duplicates must be 'error' or 'mean', got {duplicates!r}")
+    repeated = frame.duplicated(["name", "block"], keep=False)
+    if not repeated.any():
+        return frame, 0
+    if duplicates == "error":
+        first = frame[repeated].iloc[0]
+        same = frame[repeated & (frame["name"] == first["name"]) & (frame["block"] == first["block"])]
+        lines = " and ".join(str(int(line)) for line in same["line"].iloc[:2])
+        pairs = frame[repeated].drop_duplicates(["name", "block"])
+        raise GenomicInputError(
+            source,
+            f"individual {first['name']!r} is observed more than once in block {int(first['block'])} (lines {lines}; "
+            f"{len(pairs)} such (name, block) pair(s)): average replicates first, or pass duplicates='mean' "
+            "(--duplicate_observations mean) to average them here",
+            record=where(int(same["line"].iloc[1])),
+        )
+    if "cv" in frame.columns:
+        conflicting = frame[repeated].groupby(["name", "block"])["cv"].nunique()
+        if (conflicting > 1).any():
+            name, block = conflicting[conflicting > 1].index[0]
+            raise GenomicInputError(
+                source, f"individual {name!r} in block {block} has repeated observations in different cv folds"
+            )
+    columns = {"response": "mean", "line": "first", **({"cv": "first"} if "cv" in frame.columns else {})}
+    merged = frame.groupby(["name", "block"], sort=False, as_index=False).agg(columns)
+    averaged = len(frame) - len(merged)
+    return merged[frame.columns.tolist()], averaged
 
 
 def _check_blocks(blocks: pd.Series, source: str) -> np.ndarray:

@@ -149,6 +149,95 @@ class GenotypeMatrix:
         return self
 
 
+# The 28-byte empty block that ends every complete BGZF file (bgzip, bcftools, htslib): a bgzipped VCF or a BCF
+# without it was cut, and htslib would read the blocks before the cut as if they were the whole file.
+BGZF_EOF_MARKER = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+
+def check_vcf_file(path: str | os.PathLike) -> str:
+    """The path as text, after checking that it exists and, when BGZF-compressed (.vcf.gz, .bcf), that it ends with
+    the BGZF end-of-file marker (a truncated download or copy would otherwise read as a shorter cohort)."""
+    source = os.fspath(path)
+    if not os.path.exists(source):
+        raise GenomicInputError(source, "no such file")
+    with open(source, "rb") as handle:
+        head = handle.read(18)
+        if head[:4] == b"\x1f\x8b\x08\x04" and head[12:14] == b"BC":  # gzip with the BGZF extra field
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() < len(BGZF_EOF_MARKER):
+                raise GenomicInputError(source, "truncated BGZF file")
+            handle.seek(-len(BGZF_EOF_MARKER), os.SEEK_END)
+            if handle.read() != BGZF_EOF_MARKER:
+                raise GenomicInputError(
+                    source,
+                    "the file is truncated: it lacks the BGZF end-of-file marker that bgzip and bcftools write last "
+                    "(an interrupted copy or download?); reading it would silently lose the records after the cut",
+                )
+    return source
+
+
+def _header_sample_names(source: str) -> list[str] | None:
+    """Sample names of the #CHROM header line, read without htslib (to explain a header htslib refuses)."""
+    import gzip
+
+    try:
+        with open(source, "rb") as raw:
+            compressed = raw.read(2) == b"\x1f\x8b"
+        opener = gzip.open if compressed else open
+        with opener(source, "rb") as handle:
+            text = handle.read(1 << 26)
+    except (OSError, EOFError):
+        return None
+    start = text.find(b"#CHROM")
+    if start < 0:
+        return None
+    line = text[start : text.find(b"\n", start) if b"\n" in text[start:] else len(text)]
+    return line.decode(errors="replace").rstrip("\r").split("\t")[9:]
+
+
+def open_vcf(path: str | os.PathLike, **kwargs):
+    """A cyvcf2 reader of a VCF/BCF whose problems (truncation, a header htslib refuses, duplicated sample names) are
+    reported with the file's name instead of htslib's anonymous messages."""
+    try:
+        from cyvcf2 import VCF
+    except ImportError as error:  # pragma: no cover - the genomics extra is missing
+        raise ImportError("reading VCF needs cyvcf2: pip install 'genomic_models[genomics]'") from error
+    source = check_vcf_file(path)
+    try:
+        return VCF(source, **kwargs)
+    except Exception as error:  # cyvcf2 raises bare Exception / OSError with htslib's message
+        names = _header_sample_names(source)
+        if names:
+            duplicated = pd.Index(names)[pd.Index(names).duplicated()].unique().tolist()
+            if duplicated:
+                raise GenomicInputError(
+                    source,
+                    f"duplicated sample name(s) {duplicated[:5]} in the #CHROM header line: sample names must be "
+                    "unique (rename them, e.g. bcftools reheader)",
+                    record="header",
+                ) from None
+        raise GenomicInputError(source, f"not a readable VCF/BCF ({error})", record="header") from None
+
+
+def vcf_records(records, source: str):
+    """Iterate cyvcf2 records; a record htslib cannot parse (a truncated or corrupt file) is reported with the file
+    and the last record read."""
+    last = None
+    iterator = iter(records)
+    while True:
+        try:
+            record = next(iterator)
+        except StopIteration:
+            return
+        except Exception as error:
+            where = f"after record {last}" if last else "at the first record"
+            raise GenomicInputError(
+                source, f"cannot read the record {where} ({error}): the file is truncated or corrupt"
+            ) from None
+        last = f"{record.CHROM}:{record.POS}"
+        yield record
+
+
 def read_vcf(
     path: str | os.PathLike,
     samples: Sequence[str] | None = None,
@@ -166,19 +255,10 @@ def read_vcf(
         snps_only: Skip indels and other non-SNP records.
         multiallelic: "keep", "skip" (drop them, counted in `info["skipped_multiallelic"]`) or "error".
     """
-    try:
-        from cyvcf2 import VCF
-    except ImportError as error:  # pragma: no cover - the genomics extra is missing
-        raise ImportError("reading VCF needs cyvcf2: pip install 'genomic_models[genomics]'") from error
     if multiallelic not in ("keep", "skip", "error"):
         raise ValueError(f"multiallelic must be 'keep', 'skip' or 'error', got {multiallelic!r}")
     source = os.fspath(path)
-    if not os.path.exists(source):
-        raise GenomicInputError(source, "no such file")
-    try:
-        reader = VCF(source, gts012=False, lazy=True, threads=1)
-    except OSError as error:
-        raise GenomicInputError(source, f"not a readable VCF/BCF ({error})") from None
+    reader = open_vcf(source, gts012=False, lazy=True, threads=1)
     file_samples = list(reader.samples)
     if samples is not None:
         sample_positions(file_samples, samples, source)
@@ -187,7 +267,7 @@ def read_vcf(
         reorder = np.array([order[sample] for sample in samples])
     else:
         reorder = None
-    records = reader(region) if region else reader
+    records = vcf_records(reader(region) if region else reader, source)
     rows, calls, phases = [], [], []
     skipped = {"multiallelic": 0, "filtered": 0, "non_snp": 0}
     ploidy = None
@@ -316,4 +396,14 @@ def read_plink(path: str | os.PathLike, samples: Sequence[str] | None = None) ->
     )
 
 
-__all__ = ["GenotypeMatrix", "read_vcf", "read_plink", "write_vcf", "VARIANT_COLUMNS"]
+__all__ = [
+    "BGZF_EOF_MARKER",
+    "GenotypeMatrix",
+    "VARIANT_COLUMNS",
+    "check_vcf_file",
+    "open_vcf",
+    "read_plink",
+    "read_vcf",
+    "vcf_records",
+    "write_vcf",
+]

@@ -14,6 +14,7 @@ evaluation). `chunk_sites` gives the matching per-variant table in the seed's me
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ import pandas as pd
 from ..errors import GenomicInputError
 from .chunks import Chunk, gene_chunks, gene_table_from_frame, read_gene_table, tiled_chunks
 from .genotypes import GenotypeMatrix, read_vcf
+
+logger = logging.getLogger(__name__)
 
 FEATURES = datasets.Features(
     {
@@ -44,13 +47,38 @@ _GENOTYPE_LETTER[2, 1], _GENOTYPE_LETTER[2, 2] = ord("M"), ord("B")
 
 
 def select_common_snps(matrix: GenotypeMatrix, min_af: float = 0.03, max_af: float = 0.97) -> GenotypeMatrix:
-    """Biallelic SNPs with min_af < ALT frequency < max_af: lm-eQTL's variant filter (its AF bounds are exclusive)."""
+    """Biallelic SNPs with min_af < ALT frequency < max_af: lm-eQTL's variant filter (its AF bounds are exclusive).
+
+    Multi-allelic sites, indels and variants outside the frequency range are dropped, as the original's filter did;
+    how many of each is logged and kept in `info["variant_filter"]`.
+    """
     variants = matrix.variants
+    multiallelic = variants["alt"].astype(str).str.contains(",").to_numpy()
     is_snp = (variants["ref"].str.len() == 1) & (variants["alt"].str.len() == 1) & (variants["alt"] != ".")
     frequency = matrix.alt_allele_frequency()
-    keep = is_snp.to_numpy() & (frequency > min_af) & (frequency < max_af)
+    common = (frequency > min_af) & (frequency < max_af)
+    keep = is_snp.to_numpy() & common
     filtered = matrix.subset(np.flatnonzero(keep))
-    filtered.info["variant_filter"] = {"min_af": min_af, "max_af": max_af, "kept": int(keep.sum()), "of": len(variants)}
+    counts = {
+        "kept": int(keep.sum()),
+        "of": len(variants),
+        "multiallelic": int(multiallelic.sum()),
+        "not_snp": int((~is_snp.to_numpy() & ~multiallelic).sum()),
+        "outside_af": int((is_snp.to_numpy() & ~common).sum()),
+    }
+    filtered.info["variant_filter"] = {"min_af": min_af, "max_af": max_af, **counts}
+    logger.info(
+        "%s: kept %d of %d variants (biallelic SNPs with %g < AF < %g); dropped %d multi-allelic, %d indel or other "
+        "non-SNP and %d outside the AF range",
+        matrix.source,
+        counts["kept"],
+        counts["of"],
+        min_af,
+        max_af,
+        counts["multiallelic"],
+        counts["not_snp"],
+        counts["outside_af"],
+    )
     return filtered
 
 
