@@ -24,6 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from transformers import BatchEncoding, PreTrainedTokenizer
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 PHENOTYPE_TYPES = ("sex", "tissue", "cell_type", "age", "disease")
 # obs columns of the original (CELLxGENE / Tabula Sapiens schema); "age" is read from development_stage.
@@ -41,6 +44,12 @@ BINNING_MODES = ("fixed", "quantile", "binary")
 PHENOTYPE_POSITIONS = {kind: 1 + index for index, kind in enumerate(PHENOTYPE_TYPES)}
 FIRST_GENE_POSITION = 2 + len(PHENOTYPE_TYPES)
 NON_GENE_POSITIONS = FIRST_GENE_POSITION + 1
+# Integer values above this are raw counts, not log-normalised expression (log1p of counts normalised to 1e4 stays
+# below 9.22): binning them with fixed edges would put most expressed genes in the top bin.
+COUNTS_MAXIMUM = 30.0
+# Values this many times above the top bin edge cannot be log-normalised expression; they are binned into the top bin
+# with a warning that counts them.
+FAR_ABOVE_TOP_EDGE = 1.5
 
 
 def original_bin_edges(num_bins: int, min_value: float = 0.1, max_value: float = 9.0) -> np.ndarray:
@@ -71,11 +80,12 @@ class ExpressionValueError(ValueError):
         count: Number of such values among the tokenizer's genes.
     """
 
-    def __init__(self, row: int, gene: str, problem: str, value: float, count: int):
+    def __init__(self, row: int, gene: str, problem: str, value: float, count: int, hint: str | None = None):
         self.row, self.gene, self.problem, self.value, self.count = row, gene, problem, value, count
+        hint = hint or "scaled or centred data cannot be binned"
         super().__init__(
             f"cell {row}, gene {gene}: {problem} value {value!r} ({count} such values); log-normalised expression "
-            "must be finite and non-negative (scaled or centred data cannot be binned)"
+            f"must be finite and non-negative ({hint})"
         )
 
 
@@ -532,6 +542,7 @@ class GeneBinTokenizer(PreTrainedTokenizer):
                     f"{len(absent)} of the tokenizer's {self.num_genes} genes are absent from the data, e.g. "
                     f"{absent[:5]}; pass missing_genes='zero' to treat them as not expressed"
                 )
+            _check_unique_columns(names, self._genes)
         kept = columns[present]
         if sparse:
             selected = matrix[:, kept].tocsr()
@@ -539,7 +550,23 @@ class GeneBinTokenizer(PreTrainedTokenizer):
         else:
             selected = matrix[:, kept]
             _check_values(selected, lambda flat: divmod(int(flat), selected.shape[1]), names, kept)
+        self._warn_far_above_top_edge(selected.data if sparse else selected)
         return selected, present
+
+    def _warn_far_above_top_edge(self, values: np.ndarray) -> None:
+        """Fixed bins put every value from the last edge up in the top bin; values far above it cannot be
+        log-normalised expression, so they are counted in a warning instead of being binned silently."""
+        if self.binning != "fixed" or values.size == 0:
+            return
+        limit = FAR_ABOVE_TOP_EDGE * self.bin_edges[-1]
+        above = int(np.count_nonzero(values > limit))
+        if above:
+            logger.warning(
+                f"{above} of {values.size} expression values exceed {limit:g} ({FAR_ABOVE_TOP_EDGE:g} x the top bin "
+                f"edge {self.bin_edges[-1]:g}), up to {float(values.max()):g}: they are binned into the top bin. "
+                "Log-normalised expression (normalize_total to 1e4, then log1p) stays below 9.22: is this matrix "
+                "log-normalised?"
+            )
 
     def bin_expression(self, values: np.ndarray) -> np.ndarray:
         """Bin index (int64, 0..num_bins-1) of every value of a dense non-negative (cells, genes) matrix."""
@@ -704,18 +731,48 @@ def _sparse_location(matrix, flat_index: int) -> tuple[int, int]:
     return row, int(matrix.indices[flat_index])
 
 
+def _check_unique_columns(names: list[str], genes: list[str]) -> None:
+    """A tokenizer gene must name exactly one column of the data: a repeated name is ambiguous."""
+    wanted = set(genes)
+    seen, repeated = set(), []
+    for name in names:
+        if name in wanted:
+            if name in seen:
+                repeated.append(name)
+            seen.add(name)
+    if repeated:
+        raise ValueError(
+            f"gene name(s) {sorted(set(repeated))[:5]} name more than one column of the data; each of the tokenizer's "
+            "genes must name exactly one column (use unique gene ids, e.g. another var column)"
+        )
+
+
 def _check_values(values: np.ndarray, locate, names: list[str], columns: np.ndarray) -> None:
-    """Reject NaN, infinite and negative values, naming the first offending cell and gene."""
+    """Reject NaN, infinite, negative values and raw counts, naming the first offending cell and gene."""
     flat = values.ravel() if isinstance(values, np.ndarray) else np.asarray(values)
     if flat.size == 0:
         return
-    bad = ~np.isfinite(flat)
-    problem = "NaN or infinite"
+    bad = np.isnan(flat)
+    problem = "NaN"
     if not bad.any():
-        bad = flat < 0
-        problem = "negative"
-        if not bad.any():
+        bad, problem = np.isinf(flat), "infinite"
+    if not bad.any():
+        bad, problem = flat < 0, "negative"
+    if not bad.any():
+        largest = float(flat.max())
+        sample = flat[:1_000_000]
+        if not (largest > COUNTS_MAXIMUM and np.all(sample == np.round(sample))):
             return
+        first = int(np.argmax(flat))
+        row, column = locate(first)
+        raise ExpressionValueError(
+            row,
+            names[columns[column]],
+            "raw count",
+            largest,
+            int(np.count_nonzero(flat > COUNTS_MAXIMUM)),
+            hint=f"integers up to {largest:g} are raw counts: normalise them (normalize_total to 1e4, then log1p)",
+        )
     first = int(np.flatnonzero(bad)[0])
     row, column = locate(first)
     raise ExpressionValueError(row, names[columns[column]], problem, float(flat[first]), int(bad.sum()))

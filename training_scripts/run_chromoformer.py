@@ -310,6 +310,11 @@ def main(argv: list[str] | None = None):
     if data_args.max_eval_samples is not None:
         eval_dataset = eval_dataset.subset(np.arange(len(eval_dataset)) < data_args.max_eval_samples)
     logger.info("fold %d: %d training and %d validation genes", data_args.fold, len(train_dataset), len(eval_dataset))
+    # Every signal file is read once now: a missing or non-finite one stops the run before training, not after it.
+    evaluated = training_args.do_eval or training_args.do_predict
+    for dataset, needed in ((train_dataset, training_args.do_train), (eval_dataset, evaluated)):
+        if needed:
+            dataset.check_inputs()
 
     if model_args.model_name_or_path:
         model = AutoModelForSequenceClassification.from_pretrained(

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import GenomicInputError
+from ..errors import GenomicInputError, require_finite
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ CHROMOSOME_SPLITS: dict[int, tuple[str, ...]] = {
 }
 # The original's promoter .npy files span TSS - 20 kb to TSS + 20 kb.
 NPY_PROMOTER_HALF_WIDTH = 20000
-METADATA_COLUMNS = ("gene_id", "chrom", "start", "strand")
+METADATA_COLUMNS = ("gene_id", "chrom", "start", "strand", "neighbors", "scores")
 _REGION = re.compile(r"^\s*([^:\s]+):(-?\d+)-(-?\d+)\s*$")
 
 
@@ -85,9 +85,15 @@ def _read_table(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def _check_columns(table: pd.DataFrame, required: Sequence[str], source) -> None:
+    import difflib
+
     missing = [column for column in required if column not in table.columns]
     if missing:
-        raise GenomicInputError(source, f"missing column(s) {missing}; found {list(table.columns)}")
+        hints = []
+        for column in missing:
+            close = difflib.get_close_matches(column, [str(name) for name in table.columns], n=1, cutoff=0.6)
+            hints.append(f"{column!r}" + (f" (is {close[0]!r} meant?)" if close else ""))
+        raise GenomicInputError(source, f"missing column(s) {', '.join(hints)}; found {list(table.columns)}")
 
 
 def _finish_gene_table(
@@ -125,10 +131,11 @@ def _finish_gene_table(
     table["split"] = table["split"].astype(int)
     if "expression" in table.columns:
         expression = pd.to_numeric(table["expression"], errors="coerce")
-        if expression.isna().any() or (expression < 0).any():
-            row = table[expression.isna() | (expression < 0)].iloc[0]
+        bad = expression.isna() | (expression < 0) | np.isinf(expression)
+        if bad.any():
+            row = table[bad].iloc[0]
             raise GenomicInputError(
-                source, f"expression {row.expression} is not a non-negative number", record=str(row.gene_id)
+                source, f"expression {row.expression} is not a finite non-negative number", record=str(row.gene_id)
             )
         table["expression"] = expression.astype(float)
         if "label" not in table.columns and derive_labels:
@@ -148,17 +155,17 @@ def read_chromoformer_metadata(
     """Read the original metadata CSV into a gene table.
 
     Returns columns gene_id, chrom, start (0-based TSS), strand, split (1-4, from the chromosome when absent),
-    pcres (list of (chrom, start, end)), scores (list of float), and label / expression when present. Errors name
-    the file and row: a pCRE longer than w_max, more pCREs than i_max, unequal neighbor and score counts, a bad
-    region, strand or label.
+    pcres (list of (chrom, start, end)), scores (list of float), and label / expression when present. The neighbors
+    and scores columns are required (empty for a gene without pCREs; how many genes have none is logged), so that a
+    misnamed column cannot silently train every gene without its pCREs. Errors name the file and row: a pCRE longer
+    than w_max, more pCREs than i_max, unequal neighbor and score counts, a bad region, strand or label.
     """
     table = _read_table(path)
     _check_columns(table, METADATA_COLUMNS, path)
     pcres, scores = [], []
-    has_neighbors = "neighbors" in table.columns
     for index, row in table.iterrows():
         record = f"row {index + 2} ({row.gene_id})"
-        neighbors = row.neighbors if has_neighbors else float("nan")
+        neighbors = row.neighbors
         if pd.isna(neighbors) or str(neighbors).strip() == "":
             pcres.append([])
             scores.append([])
@@ -184,7 +191,21 @@ def read_chromoformer_metadata(
     table["pcres"], table["scores"] = pcres, scores
     columns = [c for c in ("gene_id", "chrom", "start", "strand", "split", "label", "expression") if c in table]
     table = table[columns + ["pcres", "scores"]].copy()
+    _log_pcre_counts(table, path)
     return _finish_gene_table(table, path, max_pcres, max_region_length, derive_labels=False)
+
+
+def _log_pcre_counts(table: pd.DataFrame, source) -> None:
+    without = sum(1 for regions in table.pcres if not regions)
+    logger.info(
+        "%s: %d genes, %d of them without any pCRE (promoter only), %d pCREs in all",
+        source,
+        len(table),
+        without,
+        sum(len(regions) for regions in table.pcres),
+    )
+    if len(table) and without == len(table):
+        logger.warning("%s: no gene has a pCRE: Chromoformer will see promoters only", source)
 
 
 def read_tss_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -211,6 +232,7 @@ def read_interactions(path: str | os.PathLike) -> pd.DataFrame:
         if values.isna().any():
             row = table[values.isna()].iloc[0]
             raise GenomicInputError(path, f"{column} {row[column]!r} is not a number", record=str(row.gene_id))
+        require_finite(values, path, column, locate=lambda index: f"row {index + 2} ({table.gene_id.iloc[index]})")
         table[column] = values
     bad = (table.start < 0) | (table.end <= table.start)
     if bad.any():
@@ -274,6 +296,7 @@ def metadata_from_tables(
     table["scores"] = [[float(s) for s in selected.get(gene, empty).score] for gene in table.gene_id]
     columns = [c for c in ("gene_id", "chrom", "start", "strand", "split", "label", "expression") if c in table]
     table = table[columns + ["pcres", "scores"]].copy()
+    _log_pcre_counts(table, source)
     return _finish_gene_table(table, tss_source, max_pcres, max_region_length, derive_labels=True)
 
 
@@ -306,16 +329,17 @@ class NpySignals:
             raise GenomicInputError(path, "signal file of this region is missing")
         try:
             signal = np.load(path, allow_pickle=False)
-        except ValueError as error:
-            raise GenomicInputError(path, f"not a numeric .npy array: {error}") from error
+        except (ValueError, OSError, EOFError) as error:
+            raise GenomicInputError(path, f"not a readable numeric .npy array: {error}") from None
         if signal.shape != (self.num_marks, end - start):
             raise GenomicInputError(
                 path, f"array of shape {signal.shape}, expected ({self.num_marks} marks, {end - start} bases)"
             )
-        signal = signal.astype(np.float32)
-        if not np.isfinite(signal).all():
-            raise GenomicInputError(path, "signal holds NaN or infinite values")
-        return signal
+        width = signal.shape[1]
+        require_finite(
+            signal, path, "signal", locate=lambda flat: f"mark {flat // width}, base {start + flat % width}"
+        )
+        return signal.astype(np.float32)
 
     def promoter(self, chrom: str, tss: int, window: int) -> np.ndarray:
         """The TSS +- 20 kb file (the crop to `window` is the feature extractor's)."""
@@ -467,6 +491,12 @@ class ChromoformerDataset(torch.utils.data.Dataset):
         subset.genes = self.genes[np.asarray(mask)].reset_index(drop=True)
         subset._cache = {} if self._cache is not None else None
         return subset
+
+    def check_inputs(self) -> None:
+        """Read every gene's inputs once (kept when caching), so that a missing, unreadable or non-finite signal file
+        stops the run before training instead of in the middle of it (or after it, at prediction)."""
+        for index in range(len(self)):
+            self[index]
 
     def split_by_fold(self, fold: int) -> tuple[ChromoformerDataset, ChromoformerDataset]:
         """(training, validation) by the original's chromosome-based `--fold`."""

@@ -133,13 +133,13 @@ def read_geuvadis_expression(
     if not library_columns:
         raise GenomicInputError(source, "no sample columns after TargetID, Gene_Symbol, Chr, Coord")
     numeric = table[library_columns].apply(pd.to_numeric, errors="coerce")
-    bad = numeric.isna().to_numpy()
+    bad = numeric.isna().to_numpy() | np.isinf(numeric.to_numpy(dtype=np.float64))
     if bad.any():
         row, column = np.argwhere(bad)[0]
         raise GenomicInputError(
             source,
             f"expression of sample column {library_columns[column]} is {table[library_columns[column]].iloc[row]!r}, "
-            "not a number",
+            "not a finite number",
             record=gene_ids.iloc[row],
         )
     sample_of_library = pd.Series([column.split(".")[0] for column in library_columns], index=library_columns)

@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from genomic_models.tokenization.tokenization_gene_bin import (
+    COUNTS_MAXIMUM,
     DEFAULT_PHENOTYPE_COLUMNS,
     PHENOTYPE_TYPES,
     ExpressionValueError,
@@ -49,8 +50,7 @@ PBMC68K_REDUCED_FILE = "10x_pbmc68k_reduced.h5ad"
 # pbmc68k_reduced has cell types (bulk_labels) only: sex, tissue, age and disease become NO_* tokens.
 PBMC68K_PHENOTYPE_COLUMNS = {"cell_type": "bulk_labels"}
 GENE_ORDERS = ("auto", "rank", "highly_variable", "compute", "file")
-# Integer-valued data whose maximum exceeds this is taken for raw counts, not log-normalised expression.
-COUNTS_MAXIMUM = 30.0
+# Integer-valued data whose maximum exceeds COUNTS_MAXIMUM (the tokenizer's) is taken for raw counts.
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -176,6 +176,7 @@ class H5adShard:
 
         self.path = str(path)
         self.expression = expression
+        self.gene_column = gene_column
         with warnings.catch_warnings():  # legacy layouts (scanpy's bundled data) warn on every read
             warnings.filterwarnings("ignore", category=FutureWarning, module="anndata")
             warnings.filterwarnings("ignore", message=".*(encoding metadata|very old version).*")
@@ -200,7 +201,14 @@ class H5adShard:
         self.var = var
         if len(self.var_names) != self.matrix.shape[1]:
             raise GenomicInputError(self.path, f"{len(self.var_names)} gene names for {self.matrix.shape[1]} columns")
+        if self.adata.n_obs == 0:
+            raise GenomicInputError(self.path, f"holds no cells ({expression} has shape {tuple(self.matrix.shape)})")
         self._csr_cache = None
+
+    def duplicated_genes(self) -> list[str]:
+        """Gene names that label more than one column (ambiguous for a tokenizer)."""
+        index = pd.Index(self.var_names)
+        return sorted(index[index.duplicated()].unique().tolist())
 
     def _source(self, expression: str):
         adata = self.adata
@@ -350,6 +358,15 @@ def order_genes(
     elif method == "file":
         genes = list(names)
     else:
+        # scanpy would rename repeated names (GENE-1) into genes no shard has: refuse them first
+        repeated = shard.duplicated_genes()
+        if repeated:
+            raise GenomicInputError(
+                shard.path,
+                f"gene names repeat ({len(repeated)} names label several columns, e.g. {repeated[:5]}): computing "
+                "highly variable genes needs unique names; choose a column of unique gene ids (gene_column)",
+                record=f"var column {shard_gene_column(shard)!r}",
+            )
         genes = _computed_gene_order(shard, n_genes, flavor, max_cells)
     if n_genes is not None:
         if len(genes) < n_genes:
@@ -365,6 +382,10 @@ def order_genes(
     return genes
 
 
+def shard_gene_column(shard: H5adShard) -> str:
+    return getattr(shard, "gene_column", None) or "var_names"
+
+
 def _computed_gene_order(shard: H5adShard, n_genes: int | None, flavor: str, max_cells: int) -> list[str]:
     import anndata
     import scanpy as sc
@@ -373,9 +394,25 @@ def _computed_gene_order(shard: H5adShard, n_genes: int | None, flavor: str, max
         raise ValueError("computing highly variable genes needs n_genes (--n_genes)")
     rows = min(shard.n_obs, max_cells)
     block = shard.read_rows(0, rows)
-    data = block.data if hasattr(block, "data") and not isinstance(block, np.ndarray) else np.asarray(block)
-    if data.size and (not np.isfinite(data).all() or data.min() < 0):
-        raise GenomicInputError(shard.path, f"{shard.expression} holds NaN or negative values: not log-normalised")
+    sparse = hasattr(block, "tocsr") and not isinstance(block, np.ndarray)
+    data = block.tocsr().data if sparse else np.asarray(block)
+    bad = ~np.isfinite(data) | (data < 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad.ravel())[0])
+        value = float(data.ravel()[first])
+        if sparse:
+            csr = block.tocsr()
+            row = int(np.searchsorted(csr.indptr, first, side="right") - 1)
+            column = int(csr.indices[first])
+        else:
+            row, column = divmod(first, data.shape[1])
+        kind = "NaN" if np.isnan(value) else "infinite" if np.isinf(value) else "negative"
+        raise GenomicInputError(
+            shard.path,
+            f"{shard.expression} holds a {kind} value ({value!r}; {int(bad.sum())} such values among the first {rows} "
+            "cells): computing highly variable genes needs finite, non-negative log-normalised expression",
+            record=f"cell {shard.obs.index[row]} (row {row}), gene {shard.var_names[column]}",
+        )
     adata = anndata.AnnData(X=block.astype(np.float32), var=pd.DataFrame(index=pd.Index(shard.var_names)))
     adata.var_names_make_unique()
     sc.pp.highly_variable_genes(adata, n_top_genes=n_genes, flavor=flavor)

@@ -51,6 +51,14 @@ class KinshipMatrix:
                 f"{len(self.samples)} sample ids for a {self.values.shape[0]} x {self.values.shape[1]} matrix",
             )
         _check_unique(self.samples, self.source, "kinship matrix")
+        infinite = np.argwhere(np.isinf(self.values))
+        if len(infinite):
+            row, column = infinite[0]
+            raise GenomicInputError(
+                self.source,
+                f"kinship of ({self.samples[row]}, {self.samples[column]}) is {self.values[row, column]} "
+                f"({len(infinite)} infinite cell(s)): kinship coefficients are finite (at most 0.5)",
+            )
         self._check_symmetric()
 
     def _check_symmetric(self) -> None:
