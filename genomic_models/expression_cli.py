@@ -135,6 +135,9 @@ def _load_embedding_model(path: str, trust_remote_code: bool, auto_model):
     """A masked-LM checkpoint keeps its head (pseudo-log-likelihoods); other heads are loaded as the base model."""
     from transformers import AutoConfig, AutoModelForMaskedLM
 
+    from .training import require_model_type
+
+    require_model_type(path, "haplotype-dss", "this command", trust_remote_code)
     config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     if "HaplotypeDSSForMaskedLM" in (config.architectures or []):
         return AutoModelForMaskedLM.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -255,6 +258,10 @@ def attribute_main(argv: list[str] | None = None) -> dict:
     _setup_logging()
     if attribution_args.method not in ("ism", "ig"):
         raise ValueError(f"--method must be ism or ig, got {attribution_args.method!r}")
+    from .training import require_model_type
+
+    checkpoint, remote = attribution_args.model_name_or_path, attribution_args.trust_remote_code
+    require_model_type(checkpoint, "haplotype-dss", "genomic-models-attribute", remote)
     model = AutoModelForSequenceClassification.from_pretrained(
         attribution_args.model_name_or_path, trust_remote_code=attribution_args.trust_remote_code
     ).to(attribution_args.device)

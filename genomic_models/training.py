@@ -308,7 +308,7 @@ def require_model_type(
     model_type = checkpoint_model_type(checkpoint, trust_remote_code)
     if model_type not in expected:
         raise GenomicInputError(
-            checkpoint, f"is a {model_type} checkpoint, but {script} trains {' or '.join(expected)} models"
+            checkpoint, f"is a {model_type} checkpoint, but {script} needs a {' or '.join(expected)} model"
         )
     return model_type
 

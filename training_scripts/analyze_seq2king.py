@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
+    from genomic_models.training import require_model_type
+
+    require_model_type(args.checkpoint, "seq2king", "genomic-models-seq2king-analysis")
     model = Seq2KingModel.from_pretrained(args.checkpoint).to(args.device).eval()
     tokenizer = KinshipTokenizer.from_pretrained(args.checkpoint)
     table_path = args.sample_table or os.path.join(args.checkpoint, "samples.tsv")

@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> dict:
     args, data_args, masking = parse_script_arguments(parser, argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    from genomic_models.training import require_model_type
+
+    require_model_type(args.model_name_or_path, "polygene", "genomic-models-evaluate-polygene", args.trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
     model = AutoModelForMaskedLM.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
     check_model_matches_tokenizer(model.config, tokenizer)
