@@ -103,6 +103,14 @@ class GenomicTrainer(Trainer):
         )
         return result._replace(training_loss=result.metrics.get("train_loss", result.training_loss))
 
+    def _run_epoch(self, *args, **kwargs):
+        # Resuming a checkpoint saved at max_steps, transformers 5.23 still trains the rest of that checkpoint's
+        # epoch's first update (one step past max_steps): a finished run has nothing left to train.
+        if self.state.max_steps > 0 and self.state.global_step >= self.state.max_steps:
+            self.control.should_training_stop = True
+            return None
+        return super()._run_epoch(*args, **kwargs)
+
     def _restore_progress(self) -> None:
         """Put back the loss accumulators of the checkpoint being resumed (called at on_train_begin)."""
         checkpoint = self._resuming_from
