@@ -293,7 +293,7 @@ def _previous_results(folder: Path) -> list[str]:
     names = []
     for entry in sorted(os.scandir(folder), key=lambda item: item.name):
         if entry.is_dir() and checkpoint_step(entry.name) is not None or entry.is_file() and (
-            entry.name in RUN_RESULT_FILES
+            (entry.name in RUN_RESULT_FILES and entry.name != FINGERPRINT_FILE)
             or entry.name.endswith("_results.json")
             or entry.name in ("model.safetensors", "config.json")
         ):
@@ -348,7 +348,8 @@ def prepare_output_dir(
     - `--resume_from_checkpoint PATH`: that checkpoint (it must be complete); a fingerprint that differs is logged.
     - `--overwrite_output_dir`: the previous run's checkpoints and results are removed; training starts afresh.
     - otherwise, a folder whose last complete checkpoint (or, without one, whose recorded run) has the same
-      fingerprint is resumed (or restarted); one holding anything of another run is an error.
+      fingerprint is resumed (or restarted); one holding checkpoints or results of another run is an error. A folder
+      where no run got as far as a checkpoint or a result (e.g. a run stopped by bad input) is simply reused.
 
     Runs on every process; the main process goes first (it may clean the folder and records the fingerprint), so
     every process takes the same decision.
@@ -403,13 +404,16 @@ def _prepare(training_args, fingerprint, logger, result_files, subfolders) -> st
         return None
 
     last = last_complete_checkpoint(folder, logger)
-    recorded = RunFingerprint.load(last) if last else RunFingerprint.load(folder)
-    if last is None and recorded is None:
+    if last is None:
         previous = _previous_results(folder)
-        if not previous:
+        if not previous:  # nothing a run produced (a run stopped before its first checkpoint): start afresh
             _record(folder, fingerprint, main_process)
             return None
-        _refuse(folder, f"it holds the results of another run ({', '.join(previous[:6])})")
+        recorded = RunFingerprint.load(folder)
+        if recorded is None:
+            _refuse(folder, f"it holds the results of another run ({', '.join(previous[:6])})")
+    else:
+        recorded = RunFingerprint.load(last)
     if fingerprint is None:
         logger.warning("no run fingerprint given: cannot check that %s belongs to this run", folder)
     elif recorded is None:

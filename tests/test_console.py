@@ -5,6 +5,8 @@ import importlib
 import subprocess
 import sys
 
+import pytest
+
 from genomic_models import console
 
 from .conftest import REPO_ROOT
@@ -31,3 +33,53 @@ def test_a_command_whose_main_returns_a_value_exits_with_status_zero(tmp_path, s
     result = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert any(tmp_path.iterdir())
+
+
+def test_every_command_goes_through_the_one_line_error_handler(monkeypatch, capsys):
+    # A command added to ENTRY_POINTS gets the handler from the generated entry function, whatever its main raises.
+    for command in console.ENTRY_POINTS:
+        assert getattr(console, console.entry_point_name(command)).__doc__.endswith("--debug for tracebacks).")
+
+    def broken_main():
+        raise AttributeError("'NoneType' object has no attribute 'shape'")
+
+    monkeypatch.setattr(sys, "argv", ["genomic-models-x", "--flag"])
+    with pytest.raises(SystemExit) as exit_info:
+        console.run_command(broken_main, "genomic-models-x")
+    assert exit_info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "genomic-models-x: error: AttributeError: 'NoneType' object has no attribute 'shape' "
+        "(run with --debug for the traceback)"
+    ]
+    monkeypatch.setattr(sys, "argv", ["genomic-models-x", "--debug"])
+    with pytest.raises(AttributeError):
+        console.run_command(broken_main, "genomic-models-x")
+    assert sys.argv == ["genomic-models-x"]  # the flag is the handler's, never the command's
+    monkeypatch.setenv("GENOMIC_MODELS_DEBUG", "1")
+    monkeypatch.setattr(sys, "argv", ["genomic-models-x"])
+    with pytest.raises(AttributeError):
+        console.run_command(broken_main, "genomic-models-x")
+
+
+def test_errors_of_dataloader_workers_keep_only_their_message():
+    from genomic_models.errors import GenomicInputError
+
+    wrapped = GenomicInputError(
+        None,
+        "Caught GenomicInputError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\ngenomic_models.errors.GenomicInputError: a.npy: signal is nan: NaN\n',
+    )
+    assert console._one_line(wrapped) == "genomic_models.errors.GenomicInputError: a.npy: signal is nan: NaN"
+
+
+def test_a_training_script_prints_one_line_and_a_traceback_only_with_debug(tmp_path, subprocess_env):
+    script = REPO_ROOT / "training_scripts" / "run_seq2king.py"
+    args = [sys.executable, str(script), "--kinship_file", str(tmp_path / "absent.king"), "--output_dir", str(tmp_path)]
+    result = subprocess.run([*args, "--do_train"], env=subprocess_env, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "absent.king" in errors[0], result.stderr[-2000:]
+    debug = subprocess.run([*args, "--do_train", "--debug"], env=subprocess_env, capture_output=True, text=True)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
