@@ -72,7 +72,7 @@ def test_a_non_finite_loss_stops_training_and_non_finite_weights_are_never_saved
 
 
 def test_infinite_values_in_other_tables_are_named(tmp_path, sim_chromatin):
-    from genomic_models.data.chromatin import read_chromoformer_metadata
+    from genomic_models.data.chromatin import read_chromoformer_metadata, read_interactions
     from genomic_models.data.kinship import KinshipMatrix
 
     with pytest.raises(GenomicInputError, match=r"kin: kinship of \(a, b\) is inf"):
@@ -82,6 +82,11 @@ def test_infinite_values_in_other_tables_are_named(tmp_path, sim_chromatin):
     metadata.to_csv(tmp_path / "meta.csv", index=False)
     with pytest.raises(GenomicInputError, match=rf"meta.csv: {metadata.gene_id[2]}: expression inf is not a finite"):
         read_chromoformer_metadata(tmp_path / "meta.csv")
+    pairs = pd.read_csv(sim_chromatin.interactions, sep="\t")
+    pairs.loc[1, "score"] = -np.inf
+    pairs.to_csv(tmp_path / "pairs.tsv", sep="\t", index=False)
+    with pytest.raises(GenomicInputError, match=rf"pairs.tsv: row 3 \({pairs.gene_id[1]}\): score is -inf: infinite"):
+        read_interactions(tmp_path / "pairs.tsv")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
