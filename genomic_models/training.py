@@ -19,7 +19,7 @@ from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 from .cards import ModelCardContext, write_model_card
 from .collators.randomness import CollatorEpochCallback
 from .errors import GenomicInputError, NonFiniteTrainingError
-from .run_folder import RunFingerprint, last_complete_checkpoint, prepare_output_dir
+from .run_folder import RunFingerprint, is_complete_checkpoint, last_complete_checkpoint, prepare_output_dir
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,10 @@ class GenomicTrainer(Trainer):
             resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir, logger)
             if resume_from_checkpoint is None:
                 raise ValueError(f"no complete checkpoint to resume from in {self.args.output_dir}")
+        elif isinstance(resume_from_checkpoint, str) and not is_complete_checkpoint(resume_from_checkpoint):
+            raise GenomicInputError(
+                resume_from_checkpoint, "not a complete checkpoint (no readable trainer_state.json): resume another one"
+            )
         self._resuming_from = resume_from_checkpoint or None
         self._restored_progress = False
         result = super().train(
