@@ -73,13 +73,15 @@ def test_errors_of_dataloader_workers_keep_only_their_message():
     assert console._one_line(wrapped) == "genomic_models.errors.GenomicInputError: a.npy: signal is nan: NaN"
 
 
-def test_a_training_script_prints_one_line_and_a_traceback_only_with_debug(tmp_path, subprocess_env):
+def test_a_training_script_run_as_a_file_prints_one_line(tmp_path, subprocess_env):
     script = REPO_ROOT / "training_scripts" / "run_seq2king.py"
     args = [sys.executable, str(script), "--kinship_file", str(tmp_path / "absent.king"), "--output_dir", str(tmp_path)]
     result = subprocess.run([*args, "--do_train"], env=subprocess_env, capture_output=True, text=True)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and "absent.king" in errors[0], result.stderr[-2000:]
-    debug = subprocess.run([*args, "--do_train", "--debug"], env=subprocess_env, capture_output=True, text=True)
-    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert errors == [
+        f"run_seq2king.py: error: {tmp_path / 'absent.king'}: no such KING matrix (looked for "
+        f"{tmp_path / 'absent.king'}.king, {tmp_path / 'absent.king'}.king.bin, {tmp_path / 'absent.king'}.king.zst) "
+        "(run with --debug for the traceback)"
+    ], result.stderr[-2000:]

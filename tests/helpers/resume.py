@@ -22,7 +22,8 @@ def logged_values(log_history: list[dict]) -> list[dict]:
 
 
 def saved_tensors(folder: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of a final output folder: the weights, and the optimizer and scheduler of its last checkpoint."""
+    """Every tensor of a final output folder: the weights, and the weights, optimizer state and random state of its
+    last checkpoint."""
     tensors = {f"model.{name}": tensor for name, tensor in load_file(folder / "model.safetensors").items()}
     checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
     if checkpoints:
@@ -33,6 +34,8 @@ def saved_tensors(folder: Path) -> dict[str, torch.Tensor]:
                 if isinstance(value, torch.Tensor):
                     tensors[f"optimizer.{index}.{key}"] = value
         tensors.update({f"checkpoint.{name}": t for name, t in load_file(last / "model.safetensors").items()})
+        for rng_file in sorted(last.glob("rng_state*.pth")):  # where the next step's dropout would start
+            tensors[f"{rng_file.stem}.cpu"] = torch.load(rng_file, weights_only=True)["cpu"]
     return tensors
 
 
