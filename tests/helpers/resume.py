@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from transformers.trainer_pt_utils import safe_globals
 
 # Values that measure time, not training.
 TIMING_KEYS = ("runtime", "per_second", "steps_per_second")
@@ -35,7 +36,8 @@ def saved_tensors(folder: Path) -> dict[str, torch.Tensor]:
                     tensors[f"optimizer.{index}.{key}"] = value
         tensors.update({f"checkpoint.{name}": t for name, t in load_file(last / "model.safetensors").items()})
         for rng_file in sorted(last.glob("rng_state*.pth")):  # where the next step's dropout would start
-            tensors[f"{rng_file.stem}.cpu"] = torch.load(rng_file, weights_only=True)["cpu"]
+            with safe_globals():  # transformers' allow-list of numpy's random state for weights_only loading
+                tensors[f"{rng_file.stem}.cpu"] = torch.load(rng_file, weights_only=True)["cpu"]
     return tensors
 
 
