@@ -109,6 +109,8 @@ RESULT_NEUTRAL_ARGUMENTS = frozenset(
 # Outputs a training run writes into its folder besides the model: removed by --overwrite_output_dir so that no
 # result of the previous run survives beside the new one.
 RUN_RESULT_FILES = ("trainer_state.json", FINGERPRINT_FILE, "eval_predictions.tsv", "eval_predictions.csv")
+# The previous run's model: removed too, so that a new run stopped before saving leaves no old model behind.
+RUN_MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "config.json", "training_args.json")
 
 
 def _digest_file(path: Path, digest) -> None:
@@ -312,10 +314,9 @@ def _is_library_card(path: Path) -> bool:
 def clear_previous_run(
     folder: str | os.PathLike, result_files: Sequence[str] = (), subfolders: Sequence[str] = (), keep: str | None = None
 ) -> list[str]:
-    """Remove a previous run's checkpoints and result files from `folder` (for --overwrite_output_dir).
-
-    Model files are left to be overwritten. `result_files` and `subfolders` name script-specific outputs; `keep` is a
-    path never removed (a checkpoint given with --resume_from_checkpoint).
+    """Remove a previous run's checkpoints, model, model card and result files from `folder` (for
+    --overwrite_output_dir). `result_files` and `subfolders` name script-specific outputs; `keep` is a path never
+    removed (a checkpoint given with --resume_from_checkpoint). Other files (data caches, the user's own) stay.
     """
     root = Path(folder)
     removed = []
@@ -324,7 +325,13 @@ def clear_previous_run(
         path = Path(entry.path)
         if keep_path is not None and (path.resolve() == keep_path or path.resolve() in keep_path.parents):
             continue
-        result = entry.name in RUN_RESULT_FILES or entry.name.endswith("_results.json") or entry.name in result_files
+        result = (
+            entry.name in RUN_RESULT_FILES
+            or entry.name in RUN_MODEL_FILES
+            or re.fullmatch(r"model-\d+-of-\d+\.safetensors", entry.name) is not None
+            or entry.name.endswith("_results.json")
+            or entry.name in result_files
+        )
         doomed = (
             (entry.is_dir() and (checkpoint_step(entry.name) is not None or entry.name in subfolders))
             or (entry.is_file() and result)

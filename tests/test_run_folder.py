@@ -85,11 +85,13 @@ def test_overwrite_starts_afresh_and_leaves_no_result_of_the_old_run(pretraining
     args, _, folder = pretraining
     run_gperceiver_pretrain.main([*args, "--do_eval", "--validation_fraction", "0.25"])
     assert (folder / "eval_results.json").exists()
+    (folder / "cache.bin").write_bytes(b"data")  # not a run's output: stays
     changed = with_option(args, "--max_steps", "1")
     trainer = run_gperceiver_pretrain.main([*changed, "--overwrite_output_dir"])
     assert trainer.state.global_step == 1 and trainer._resuming_from is None
     assert sorted(path.name for path in folder.glob("checkpoint-*")) == ["checkpoint-1"]
     assert not (folder / "eval_results.json").exists()  # the old run's metrics are gone, not reported as the new one's
+    assert (folder / "cache.bin").exists()
     assert json.loads((folder / "train_results.json").read_text())["epoch"] == trainer.state.epoch
     assert RunFingerprint.load(folder).arguments["max_steps"] == 1
 
