@@ -119,12 +119,19 @@ def _digest_file(path: Path, digest) -> None:
             digest.update(block)
 
 
-def path_digest(path: str | os.PathLike) -> str:
-    """Content digest of a file, or of every file under a folder (relative names and contents, sorted)."""
+def path_digest(path: str | os.PathLike, exclude: Sequence[str | os.PathLike] = ()) -> str:
+    """Content digest of a file, or of every file under a folder (relative names and contents, sorted); folders in
+    `exclude` (a run's own output folder inside its input folder) are left out."""
     root = Path(path)
     digest = hashlib.blake2b(digest_size=16)
     if root.is_dir():
-        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        skipped = [Path(folder).resolve() for folder in exclude]
+
+        def included(file: Path) -> bool:
+            resolved = file.resolve()
+            return file.is_file() and not any(folder == resolved or folder in resolved.parents for folder in skipped)
+
+        for file in sorted(p for p in root.rglob("*") if included(p)):
             digest.update(str(file.relative_to(root)).encode() + b"\0")
             _digest_file(file, digest)
     else:
@@ -196,6 +203,14 @@ class RunFingerprint:
         """
         skip = RESULT_NEUTRAL_ARGUMENTS | set(neutral)
         arguments, data = {"world_size": world_size}, {}
+        # where runs write (outputs, caches) is never part of their input, even inside an input folder
+        written = [
+            getattr(argument_set, name)
+            for argument_set in argument_sets
+            if argument_set is not None
+            for name in ("output_dir", "data_dir", "simulate_dir", "cache_dir")
+            if isinstance(getattr(argument_set, name, None), (str, os.PathLike))
+        ]
         for argument_set in argument_sets:
             if argument_set is None:
                 continue
@@ -206,12 +221,12 @@ class RunFingerprint:
                 value = getattr(argument_set, name)
                 paths = _existing_paths(name, value)
                 if paths is not None:
-                    data[name] = [path_digest(path) for path in paths]
+                    data[name] = [path_digest(path, exclude=written) for path in paths]
                 else:
                     arguments[name] = _plain(value)
         for name, value in (extra_data or {}).items():
             paths = [value] if isinstance(value, (str, os.PathLike)) else list(value)
-            data[name] = [path_digest(path) for path in paths]
+            data[name] = [path_digest(path, exclude=written) for path in paths]
         arguments.update({name: _plain(value) for name, value in (extra_arguments or {}).items()})
         return cls(arguments=arguments, data=data)
 

@@ -146,3 +146,25 @@ def test_result_neutral_arguments_do_not_change_the_fingerprint(tmp_path):
     assert fingerprint(seed=5).differences(base) == ["seed: 42 before, 5 now"]
     data.write_text("b\n")
     assert fingerprint().differences(base) == ["table: the data's content differs"]
+
+
+def test_an_output_folder_inside_an_input_folder_is_not_part_of_the_data(tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Arguments:
+        model_name_or_path: str
+        output_dir: str
+
+    model = tmp_path / "pretrained"
+    (model / "finetuned").mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(b"weights")
+    arguments = Arguments(str(model), str(model / "finetuned"))
+    before = RunFingerprint.from_arguments(arguments)
+    (model / "finetuned" / "checkpoint-1").mkdir()
+    (model / "finetuned" / "checkpoint-1" / "optimizer.pt").write_bytes(b"state")
+    assert RunFingerprint.from_arguments(arguments).differences(before) == []
+    (model / "model.safetensors").write_bytes(b"other weights")
+    assert RunFingerprint.from_arguments(arguments).differences(before) == [
+        "model_name_or_path: the data's content differs"
+    ]
