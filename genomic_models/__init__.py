@@ -1,6 +1,7 @@
 """genomic_models: published genomic deep-learning systems as transformers models.
 
-Importing the package registers every architecture's config, models and tokenizer with the Auto classes.
+Importing the package registers every architecture's config, models and tokenizer with the Auto classes, and every
+pipeline task (genomic_models.pipelines) with transformers' PIPELINE_REGISTRY.
 """
 
 from genomic_models.tokenization import GeneBinTokenizer, GenotypeTokenizer, HaplotypeTokenizer, KinshipTokenizer
@@ -44,7 +45,7 @@ from .models.seq2king import (
     Seq2KingModel,
     Seq2KingPreTrainedModel,
 )
-from .pipelines import PIPELINE_TASKS, register_pipeline_task
+from .pipelines import PIPELINE_TASKS, register_pipeline_task, write_pipelines
 from .registry import ARCHITECTURES, register_architecture
 
 __version__ = "0.1.0"
@@ -216,6 +217,7 @@ register_architecture(
 # package).
 Seq2KingForKinshipRegression._auto_class = "AutoModelForKinshipRegression"
 Seq2KingForKinshipRegression.model_card_writer = write_model_card
+Seq2KingForKinshipRegression.pipeline_writer = write_pipelines
 Seq2KingForKinshipRegression.push_to_hub = push_to_hub_with_card
 
 

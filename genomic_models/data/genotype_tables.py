@@ -424,6 +424,116 @@ def _read_table(source: str, dtype=None, na_values=None) -> pd.DataFrame:
         raise GenomicInputError(source, f"not a readable table ({error})") from None
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# new genotypes for prediction (the "phenotype-prediction" pipeline and genomic-models-predict-phenotypes)
+VCF_SUFFIXES = (".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")
+
+
+def genotype_file_format(path: str | os.PathLike) -> str:
+    """"vcf", "plink" (a .bed, or a prefix with .bed/.bim/.fam) or "markers" (the seed's markers.tsv)."""
+    text = os.fspath(path)
+    if text.lower().endswith(VCF_SUFFIXES):
+        return "vcf"
+    if text.endswith(".bed") or os.path.exists(text + ".bed"):
+        return "plink"
+    return "markers"
+
+
+def genotype_file_samples(path: str | os.PathLike) -> list[str]:
+    """The individuals of a genotype file, in file order, read from its header (.fam, first column)."""
+    source = os.fspath(path)
+    kind = genotype_file_format(source)
+    if kind == "vcf":
+        from cyvcf2 import VCF
+
+        if not os.path.exists(source):
+            raise GenomicInputError(source, "no such file")
+        reader = VCF(source, lazy=True, threads=1)
+        names = list(reader.samples)
+        reader.close()
+        return names
+    if kind == "plink":
+        fam = (source[:-4] if source.endswith(".bed") else source) + ".fam"
+        if not os.path.exists(fam):
+            raise GenomicInputError(fam, "no such file (a PLINK fileset needs .bed, .bim and .fam)")
+        return pd.read_csv(fam, sep=r"\s+", header=None, dtype=str, usecols=[1])[1].tolist()
+    table = _read_table(source, dtype={"name": str})
+    if table.columns[0] != "name":
+        raise GenomicInputError(source, f"the first column must be 'name', got {table.columns[0]!r}", record="header")
+    return table["name"].astype(str).tolist()
+
+
+def read_genotypes_for_prediction(path: str | os.PathLike, samples: Sequence[str] | None = None):
+    """Genotypes of new individuals as the "phenotype-prediction" pipeline takes them: a `GenotypeMatrix` from a
+    VCF/BCF or PLINK fileset, or the markers.tsv table (a DataFrame: name, then one code column per marker).
+    Markers are aligned to a model's table by the pipeline (extra ones dropped, absent ones missing).
+
+    Args:
+        samples: Only these individuals, in this order (each must be in the file).
+    """
+    from .genotypes import read_plink, read_vcf
+    from .samples import sample_positions
+
+    source = os.fspath(path)
+    kind = genotype_file_format(source)
+    if kind == "vcf":
+        return read_vcf(source, samples=samples)
+    if kind == "plink":
+        return read_plink(source, samples=samples)
+    table = _read_table(source, dtype={"name": str})
+    if table.columns[0] != "name":
+        raise GenomicInputError(source, f"the first column must be 'name', got {table.columns[0]!r}", record="header")
+    values = table.iloc[:, 1:].apply(pd.to_numeric, errors="coerce")
+    bad = (values.isna() & table.iloc[:, 1:].notna()) | (values.notna() & (values % 1 != 0))
+    if bad.to_numpy().any():
+        row, column = np.argwhere(bad.to_numpy())[0]
+        raise GenomicInputError(
+            source,
+            f"value {table.iat[row, column + 1]!r} is not an integer genotype code",
+            record=f"row {table['name'].iloc[row]}, column {table.columns[column + 1]}",
+        )
+    duplicated = table["name"][table["name"].duplicated()].tolist()
+    if duplicated:
+        raise GenomicInputError(source, f"individual(s) {duplicated[:5]} appear more than once", record="column name")
+    if samples is not None:
+        rows = sample_positions(table["name"].astype(str).tolist(), samples, source)
+        table = table.iloc[rows].reset_index(drop=True)
+    return table
+
+
+def write_phenotype_predictions(
+    path: str | os.PathLike,
+    names: Sequence[str],
+    predictions: np.ndarray,
+    block_names: Sequence[str],
+    phenotypes: PhenotypeTable | None = None,
+) -> pd.DataFrame:
+    """The predictions TSV of gperceiver_finetune: every individual x block (name, block, block_name, the observed
+    response and cv when a phenotype table is given, NA otherwise, prediction), individuals in `names` order."""
+    blocks = len(block_names)
+    table = pd.DataFrame(
+        {
+            "name": np.repeat(list(names), blocks),
+            "block": np.tile(np.arange(blocks), len(names)),
+            "prediction": np.asarray(predictions, dtype=np.float64).reshape(-1),
+        }
+    )
+    has_cv = phenotypes is not None and "cv" in phenotypes.frame.columns
+    if phenotypes is not None and len(phenotypes.frame):
+        observed = phenotypes.frame.groupby(["name", "block"], sort=False).agg(
+            {"response": "mean", **({"cv": "first"} if has_cv else {})}
+        )
+        table = table.merge(observed.reset_index(), on=["name", "block"], how="left")
+    else:
+        table["response"] = np.nan
+    table.insert(2, "block_name", [str(block_names[block]) for block in table["block"]])
+    if has_cv and pd.api.types.is_float_dtype(table["cv"]) and (table["cv"].dropna() % 1 == 0).all():
+        table["cv"] = table["cv"].astype("Int64")
+    columns = ["name", "block", "block_name", "response", *(["cv"] if has_cv else []), "prediction"]
+    table[columns].to_csv(path, sep="\t", index=False, na_rep="NA")
+    return table[columns]
+
+
 class GenotypeDataset(torch.utils.data.Dataset):
     """Rows {"input_ids": codes (markers,), "name": id[, "labels": (num_blocks,) responses]} for Trainer."""
 
@@ -444,6 +554,11 @@ class GenotypeDataset(torch.utils.data.Dataset):
 
 
 __all__ = [
+    "VCF_SUFFIXES",
+    "genotype_file_format",
+    "genotype_file_samples",
+    "read_genotypes_for_prediction",
+    "write_phenotype_predictions",
     "GenotypeCodes",
     "GenotypeDataset",
     "PHENOTYPE_COLUMNS",
