@@ -29,6 +29,9 @@ ENTRY_POINTS = {
     "genomic-models-convert-chromoformer": (
         "genomic_models.models.chromoformer.convert_chromoformer_original_checkpoint:main"
     ),
+    "genomic-models-annotate-cells": "genomic_models.commands.single_cell:annotate_cells_main",
+    "genomic-models-embed-cells": "genomic_models.commands.single_cell:embed_cells_main",
+    "genomic-models-predict-phenotypes": "genomic_models.commands.phenotypes:predict_phenotypes_main",
 }
 
 
