@@ -220,3 +220,23 @@ def test_two_processes_annotate_like_one(polygene, pbmc_shards, tmp_path, subpro
     assert list(two.obs_names) == list(one.obs_names)
     assert two.obs["polygene_cell_type"].tolist() == one.obs["polygene_cell_type"].tolist()
     np.testing.assert_allclose(two.obsm["X_polygene"], one.obsm["X_polygene"], atol=1e-5)
+
+
+def test_classifier_evaluates_new_cells_without_training_files(polygene, pbmc_shards, tmp_path, torch_single_thread):
+    """Issue 13: evaluating a classifier on new labelled cells demanded --train_files."""
+    from genomic_models.training_scripts import run_phenotype_classification
+
+    output = tmp_path / "evaluation"
+    run_phenotype_classification.main(
+        ["--model_name_or_path", str(polygene.classifier_path), "--eval_files", str(pbmc_shards[2])]
+        + ["--do_eval", "--output_dir", str(output), "--use_cpu", "--report_to", "none"]
+    )
+    predictions = pd.read_csv(output / "eval_predictions.csv")
+    annotated = pipeline("cell-classification", model=str(polygene.classifier_path))(anndata.read_h5ad(pbmc_shards[2]))
+    assert predictions["predicted"].tolist() == annotated.obs["polygene_cell_type"].tolist()
+    assert predictions["true"].tolist() == annotated.obs["bulk_labels"].astype(str).tolist()
+    with pytest.raises(SystemExit, match="training needs --train_files"):
+        run_phenotype_classification.main(
+            ["--model_name_or_path", str(polygene.classifier_path), "--eval_files", str(pbmc_shards[2])]
+            + ["--do_train", "--output_dir", str(output), "--use_cpu", "--report_to", "none"]
+        )
