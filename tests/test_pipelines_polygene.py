@@ -120,6 +120,9 @@ def test_cell_feature_extraction_embeds_with_any_checkpoint(polygene, cells, tor
         from_classifier(cells.copy()).obsm["X_polygene"], annotated.obsm["X_polygene"], atol=1e-6
     )
     assert from_classifier({"expression": cells.X, "genes": list(cells.var_names)}).shape == (120, 16)
+    # transformers' own feature-extraction task, unchanged, gives every token's state
+    tokens = pipeline("feature-extraction", model=str(polygene.masked_lm_path), return_tensors=True)(cells[:8].copy())
+    np.testing.assert_allclose(tokens.numpy(), outputs.last_hidden_state[:8].numpy(), atol=1e-5)
 
 
 def test_cell_generation_returns_an_anndata_seeded_per_batch(polygene, torch_single_thread):

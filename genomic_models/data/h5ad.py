@@ -798,7 +798,9 @@ def write_annotated_h5ad(
         for name, values in obsm.items():
             adata.obsm[name] = values
         adata.uns.update(uns)
-        adata.write_h5ad(target)
+        with warnings.catch_warnings():  # old files carry keys anndata now warns about; they are written as they are
+            warnings.filterwarnings("ignore", category=FutureWarning, module="anndata")
+            adata.write_h5ad(target)
         return
     import h5py
     from anndata.io import read_elem, write_elem
