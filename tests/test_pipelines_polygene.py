@@ -68,6 +68,9 @@ def test_cell_classification_takes_matrices_files_and_counts(polygene, cells, tm
     as_dict = annotate({"expression": cells.X.toarray()[:, order], "genes": list(cells.var_names[order])})
     np.testing.assert_allclose(as_dict["probabilities"], expected, rtol=1e-5, atol=1e-6)
     assert as_dict["classes"] == polygene.labels and as_dict["embeddings"].shape == (120, 16)
+    several = annotate([cells[:30].copy(), cells[30:].copy()])  # a list of inputs: one result each, as transformers
+    stacked = np.concatenate([part.obsm["polygene_cell_type_probabilities"].to_numpy() for part in several])
+    np.testing.assert_allclose(stacked, expected, rtol=1e-5, atol=1e-6)
     # a path, read by the package's reader
     cells.write_h5ad(tmp_path / "cells.h5ad")
     from_file = annotate(str(tmp_path / "cells.h5ad"))
