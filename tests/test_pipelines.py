@@ -102,7 +102,7 @@ def test_pipelines_run_from_the_checkpoint_without_the_package(
     annotated = annotate(cells.copy())
     assert remote["labels"].tolist() == annotated.obs["polygene_cell_type"].tolist()
     np.testing.assert_allclose(
-        remote["probabilities"], annotated.obsm["polygene_cell_type_probabilities"].to_numpy(), rtol=1e-5, atol=1e-6
+        remote["probabilities"], annotated.obsm["polygene_cell_type_probabilities"], rtol=1e-5, atol=1e-6
     )
     embedded = pipeline("cell-feature-extraction", model=str(polygene.masked_lm_path))(cells.copy())
     np.testing.assert_allclose(remote["embedding"], embedded.obsm["X_polygene"], rtol=1e-5, atol=1e-5)

@@ -47,12 +47,12 @@ def test_cell_classification_annotates_an_anndata_as_the_model_predicts(polygene
     result = annotate(cells, batch_size=32)
     assert result is cells  # annotated in place, as scanpy functions do
     probabilities = cells.obsm["polygene_cell_type_probabilities"]
-    assert list(probabilities.columns) == polygene.labels and list(probabilities.index) == list(cells.obs_names)
-    np.testing.assert_allclose(probabilities.to_numpy(), reference.logits.softmax(-1).numpy(), rtol=1e-5, atol=1e-6)
+    assert cells.uns["polygene_cell_type"]["classes"] == polygene.labels
+    np.testing.assert_allclose(probabilities, reference.logits.softmax(-1).numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(cells.obsm["X_polygene"], reference.cls_embedding.numpy(), rtol=1e-5, atol=1e-5)
     best = reference.logits.argmax(-1).numpy()
     assert cells.obs["polygene_cell_type"].tolist() == [polygene.labels[index] for index in best]
-    np.testing.assert_allclose(cells.obs["polygene_cell_type_probability"], probabilities.to_numpy().max(1), rtol=1e-6)
+    np.testing.assert_allclose(cells.obs["polygene_cell_type_probability"], probabilities.max(1), rtol=1e-6)
     assert cells.uns["polygene_cell_type"]["classes"] == polygene.labels
     # the label column itself never reaches the input: annotations do not depend on it
     relabelled = cells.copy()
@@ -62,26 +62,26 @@ def test_cell_classification_annotates_an_anndata_as_the_model_predicts(polygene
 
 def test_cell_classification_takes_matrices_files_and_counts(polygene, cells, tmp_path, torch_single_thread):
     annotate = pipeline("cell-classification", model=str(polygene.classifier_path), batch_size=50)
-    expected = annotate(cells.copy()).obsm["polygene_cell_type_probabilities"].to_numpy()
+    expected = annotate(cells.copy()).obsm["polygene_cell_type_probabilities"]
     # a dict with the genes in another order, dense
     order = np.random.default_rng(0).permutation(cells.n_vars)
     as_dict = annotate({"expression": cells.X.toarray()[:, order], "genes": list(cells.var_names[order])})
     np.testing.assert_allclose(as_dict["probabilities"], expected, rtol=1e-5, atol=1e-6)
     assert as_dict["classes"] == polygene.labels and as_dict["embeddings"].shape == (120, 16)
     several = annotate([cells[:30].copy(), cells[30:].copy()])  # a list of inputs: one result each, as transformers
-    stacked = np.concatenate([part.obsm["polygene_cell_type_probabilities"].to_numpy() for part in several])
+    stacked = np.concatenate([part.obsm["polygene_cell_type_probabilities"] for part in several])
     np.testing.assert_allclose(stacked, expected, rtol=1e-5, atol=1e-6)
     # a path, read by the package's reader
     cells.write_h5ad(tmp_path / "cells.h5ad")
     from_file = annotate(str(tmp_path / "cells.h5ad"))
-    np.testing.assert_allclose(from_file.obsm["polygene_cell_type_probabilities"].to_numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(from_file.obsm["polygene_cell_type_probabilities"], expected, rtol=1e-5)
     # raw counts: refused as the training reader refuses them, normalised with normalize="log1p"
     counts = cells.copy()
     counts.X = sp.csr_matrix(np.round(np.expm1(cells.X.toarray()) * 3))
     with pytest.raises(ValueError, match="raw counts.*normalize='log1p'"):
         annotate(counts)
     normalised = annotate(counts.copy(), normalize="log1p").obsm["polygene_cell_type_probabilities"]
-    assert normalised.shape == (120, 10) and np.isfinite(normalised.to_numpy()).all()
+    assert normalised.shape == (120, 10) and np.isfinite(normalised).all()
     # the scaled X of the bundled file: negative values, named by cell and gene
     scaled = polygene.full[:5].copy()
     with pytest.raises(ValueError, match=r"cell AAAGCCTGGCTAAC-1 \(row 0\), gene .*negative"):
@@ -104,7 +104,7 @@ def test_masked_lm_annotates_zero_shot_and_a_wrong_head_is_refused(polygene, cel
     slot = polygene.tokenizer.phenotype_positions["cell_type"]
     label_ids = list(polygene.tokenizer.phenotype_label2id("cell_type").values())
     expected = outputs.logits[:, slot][:, label_ids].softmax(-1).numpy()
-    np.testing.assert_allclose(result.obsm["polygene_cell_type_probabilities"].to_numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(result.obsm["polygene_cell_type_probabilities"], expected, rtol=1e-5)
     assert result.uns["polygene_cell_type"]["head"] == "masked-lm zero-shot"
 
 
@@ -168,7 +168,7 @@ def test_annotate_and_embed_commands_write_h5ad_and_tables(polygene, pbmc_shards
     assert annotated.shape == original.shape and (annotated.X != original.X).nnz == 0
     assert annotated.obs["polygene_cell_type"].tolist() == expected.obs["polygene_cell_type"].tolist()
     np.testing.assert_allclose(annotated.obsm["X_polygene"], expected.obsm["X_polygene"], atol=1e-5)
-    assert list(annotated.obsm["polygene_cell_type_probabilities"].columns) == polygene.labels
+    assert list(annotated.uns["polygene_cell_type"]["classes"]) == polygene.labels
     written = pd.read_csv(tmp_path / "labels.tsv", sep="\t")
     assert written["cell_id"].tolist() == list(original.obs_names) and len(table) == original.n_obs
 

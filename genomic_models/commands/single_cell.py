@@ -120,13 +120,12 @@ def annotate_cells_main(argv: list[str] | None = None):
     embeddings = np.concatenate([result["embeddings"] for result in results])
     kind = pipe.predicted_phenotype()
     key = annotation.key_added or f"polygene_{kind}"
-    index = pd.Index(names)
     write_annotated_h5ad(
         cells.input_file,
         cells.output_file,
         obs_columns={key: pd.Categorical(labels, categories=classes), f"{key}_probability": scores},
         obsm={
-            f"{key}_probabilities": pd.DataFrame(probabilities, index=index, columns=classes),
+            f"{key}_probabilities": probabilities.astype(np.float32),
             "X_polygene": embeddings.astype(np.float32),
         },
         uns={key: {"model": checkpoint.model_name_or_path, "phenotype": kind, "classes": list(classes)}},

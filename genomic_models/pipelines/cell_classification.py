@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .batched_pipeline import BatchedPipeline
-from .cell_inputs import CELL_INPUTS, CellBatches, cell_batches, obs_table
+from .cell_inputs import CELL_INPUTS, CellBatches, cell_batches
 
 EMBEDDING_KEY = "X_polygene"
 
@@ -45,7 +45,8 @@ class CellClassificationPipeline(BatchedPipeline):
         batch_size: Cells per forward pass.
 
     Writes to an AnnData: `obs[key]` (label), `obs[key + "_probability"]` (its probability), `obsm[key +
-    "_probabilities"]` (a cells x classes table), `obsm["X_polygene"]` (the [CLS] embedding the prediction reads) and
+    "_probabilities"]` (cells x classes, in the order of `uns[key]["classes"]`: labels may hold characters such as "/"
+    that h5 stores refuse as column names), `obsm["X_polygene"]` (the [CLS] embedding the prediction reads) and
     `uns[key]` (model, classes). The dict result holds labels, scores, probabilities, classes, embeddings and
     cell_names.
     """
@@ -144,7 +145,7 @@ class CellClassificationPipeline(BatchedPipeline):
         adata = cells.adata.copy() if copy else cells.adata
         adata.obs[key] = labels
         adata.obs[f"{key}_probability"] = scores
-        adata.obsm[f"{key}_probabilities"] = obs_table(cells, probabilities, columns=classes)
+        adata.obsm[f"{key}_probabilities"] = probabilities
         adata.obsm[EMBEDDING_KEY] = embeddings
         adata.uns[key] = {
             "model": str(getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__),

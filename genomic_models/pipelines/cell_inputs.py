@@ -190,11 +190,4 @@ def cell_batches(
     )
 
 
-def obs_table(cells: CellBatches, data: dict, columns: Sequence[str] | None = None):
-    """A DataFrame of the cells' rows (the class of `obs`, so no pandas import), or a dict without an obs."""
-    if cells.obs is None:
-        return data
-    return type(cells.obs)(data, index=cells.obs.index, columns=columns)
-
-
-__all__ = ["CELL_INPUTS", "CellBatches", "cell_batches", "expression_matrix", "is_anndata", "obs_table"]
+__all__ = ["CELL_INPUTS", "CellBatches", "cell_batches", "expression_matrix", "is_anndata"]

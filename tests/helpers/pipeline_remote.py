@@ -47,7 +47,7 @@ rows = predict({"names": list(genotypes["names"]), "markers": list(genotypes["ma
 np.savez(
     output,
     labels=np.array(annotated.obs["polygene_cell_type"].tolist()),
-    probabilities=annotated.obsm["polygene_cell_type_probabilities"].to_numpy(),
+    probabilities=annotated.obsm["polygene_cell_type_probabilities"],
     embedding=embedded.obsm["X_polygene"],
     generated_bins=generated["bins"],
     predictions=np.array([row["prediction"] for row in rows]),
