@@ -246,3 +246,19 @@ def test_classifier_evaluates_new_cells_without_training_files(polygene, pbmc_sh
             ["--model_name_or_path", str(polygene.classifier_path), "--eval_files", str(pbmc_shards[2])]
             + ["--do_train", "--output_dir", str(output), "--use_cpu", "--report_to", "none"]
         )
+
+
+def test_decode_cells_reads_logits_among_each_positions_tokens(polygene):
+    """The README's old snippet: argmax over the whole vocabulary put a bin token in the sex slot."""
+    tokenizer = polygene.tokenizer
+    logits = torch.randn(3, tokenizer.sequence_length, len(tokenizer))
+    logits[:, :, tokenizer.first_bin_token_id] += 10.0  # bin 0 wins everywhere, phenotype slots included
+    cell_type = tokenizer.phenotype_label2id("cell_type")["CD19+ B"]
+    logits[:, tokenizer.phenotype_positions["cell_type"], cell_type] += 5.0
+    with pytest.raises(ValueError, match="is not a sex token"):
+        tokenizer.decode_cells(logits.argmax(-1))
+    decoded = tokenizer.decode_cells(logits)
+    assert decoded.phenotypes["cell_type"] == ["CD19+ B"] * 3 and decoded.phenotypes["sex"] == [None] * 3
+    assert (decoded.bins == 0).all()
+    ids = tokenizer.predicted_ids(logits)
+    assert (ids[:, tokenizer.gene_positions] == tokenizer.first_bin_token_id).all() and (ids[:, 0] == 3).all()
