@@ -47,8 +47,8 @@ class CellClassificationPipeline(BatchedPipeline):
     Writes to an AnnData: `obs[key]` (label), `obs[key + "_probability"]` (its probability), `obsm[key +
     "_probabilities"]` (cells x classes, in the order of `uns[key]["classes"]`: labels may hold characters such as "/"
     that h5 stores refuse as column names), `obsm["X_polygene"]` (the [CLS] embedding the prediction reads) and
-    `uns[key]` (model, classes). The dict result holds labels, scores, probabilities, classes, embeddings and
-    cell_names.
+    `uns[key]` (model, classes). The dict result holds phenotype, labels, scores, probabilities, classes, embeddings
+    and cell_names.
     """
 
     accepted_architectures = ("PolygeneForSequenceClassification", "PolygeneForMaskedLM")
@@ -134,6 +134,7 @@ class CellClassificationPipeline(BatchedPipeline):
         scores = probabilities[np.arange(len(best)), best]
         if cells.adata is None:
             return {
+                "phenotype": cells.kind,
                 "labels": labels,
                 "scores": scores,
                 "probabilities": probabilities,

@@ -16,6 +16,7 @@ import torch
 from .batched_pipeline import ItemBatches
 
 logger = logging.getLogger(__name__)
+_REPORTED: set[tuple[str, ...]] = set()
 
 CELL_INPUTS = (
     "an AnnData, or {'expression': (cells x genes) array or scipy sparse matrix, 'genes': gene names, "
@@ -108,7 +109,8 @@ class CellBatches(ItemBatches):
         absent = sorted(f"{kind} ({column})" for kind, column in wanted.items() if kind not in present)
         if absent and phenotype_columns is not None:
             raise ValueError(f"obs has no column for {', '.join(absent)}; columns are {list(self.obs.columns)}")
-        if absent:
+        if absent and tuple(absent) not in _REPORTED:  # once per process: commands call the pipeline per block
+            _REPORTED.add(tuple(absent))
             logger.info("obs lacks the phenotype columns %s: those control tokens are [NO_<TYPE>]", ", ".join(absent))
         return present
 
