@@ -29,6 +29,7 @@ ENTRY_POINTS = {
     "genomic-models-convert-chromoformer": (
         "genomic_models.models.chromoformer.convert_chromoformer_original_checkpoint:main"
     ),
+    "genomic-models-chromoformer-predict": "genomic_models.pipeline_cli:chromoformer_predict_main",
 }
 
 

@@ -43,3 +43,19 @@ def register_pipeline_task(
 
 
 __all__ = ["PIPELINE_TASKS", "PipelineTask", "register_pipeline_task"]
+
+
+# Tasks of chromoformer, seq2king and haplotype-dss (one module each in this package).
+def _register_builtin_tasks() -> None:
+    from ..models.chromoformer import ChromoformerForSequenceClassification
+    from .chromatin_expression_prediction import ChromatinExpressionPredictionPipeline
+
+    register_pipeline_task(
+        "chromatin-expression-prediction",
+        ChromatinExpressionPredictionPipeline,
+        (ChromoformerForSequenceClassification,),
+        ("chromoformer",),
+    )
+
+
+_register_builtin_tasks()
