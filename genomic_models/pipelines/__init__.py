@@ -48,13 +48,27 @@ __all__ = ["PIPELINE_TASKS", "PipelineTask", "register_pipeline_task"]
 # Tasks of chromoformer, seq2king and haplotype-dss (one module each in this package).
 def _register_builtin_tasks() -> None:
     from ..models.chromoformer import ChromoformerForSequenceClassification
+    from ..models.haplotype_dss import HaplotypeDSSForExpressionRegression, HaplotypeDSSModel
     from .chromatin_expression_prediction import ChromatinExpressionPredictionPipeline
+    from .haplotype_expression_prediction import HaplotypeExpressionPredictionPipeline
+    from .haplotype_feature_extraction import HaplotypeFeatureExtractionPipeline
 
     register_pipeline_task(
         "chromatin-expression-prediction",
         ChromatinExpressionPredictionPipeline,
         (ChromoformerForSequenceClassification,),
         ("chromoformer",),
+    )
+    # From a checkpoint path the base model is loaded (any head's checkpoint serves); pass a loaded
+    # HaplotypeDSSForMaskedLM as `model=` to get pseudo-log-likelihoods with rolling masks as well.
+    register_pipeline_task(
+        "haplotype-feature-extraction", HaplotypeFeatureExtractionPipeline, (HaplotypeDSSModel,), ("haplotype-dss",)
+    )
+    register_pipeline_task(
+        "haplotype-expression-prediction",
+        HaplotypeExpressionPredictionPipeline,
+        (HaplotypeDSSForExpressionRegression,),
+        ("haplotype-dss",),
     )
 
 
