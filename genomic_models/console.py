@@ -30,6 +30,7 @@ ENTRY_POINTS = {
         "genomic_models.models.chromoformer.convert_chromoformer_original_checkpoint:main"
     ),
     "genomic-models-chromoformer-predict": "genomic_models.pipeline_cli:chromoformer_predict_main",
+    "genomic-models-haplotype-predict": "genomic_models.pipeline_cli:haplotype_predict_main",
 }
 
 

@@ -22,6 +22,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 logger = logging.getLogger(__name__)
@@ -139,7 +140,161 @@ def chromoformer_predict_main(argv: list[str] | None = None) -> dict:
     return _summary(summary, state)
 
 
-COMMANDS = {"chromoformer-predict": chromoformer_predict_main}
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class HaplotypeChunkArguments:
+    """Where new people's chunks come from, beside the data options of the expression tasks."""
+
+    sites_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "The model's chunk sites (chunk_sites.tsv saved beside the checkpoint by run_expression.py, or "
+            "lm-eQTL's meta.csv.gz): the VCF is lined up with them, absent sites entering as N. Default: the "
+            "checkpoint's chunk_sites.tsv when it has one; else chunks are cut from the VCF with --gene_table."
+        },
+    )
+
+
+def haplotype_chunks(model_name_or_path: str, data_args, chunk_args, genes_in_model: list[str] | None, state):
+    """(this process's rows as an iterator, their count, the genes it covers, alignment reports) for new people.
+
+    With chunk sites (given, or saved beside the checkpoint) the VCF is read gene by gene at exactly those sites;
+    otherwise the cohort is chunked as for training (gene table, window, max_variants, allele-frequency filter) and
+    a warning says that the chunks may not hold the model's variants.
+    """
+    from .data.haplotypes import align_to_sites, find_chunk_sites, read_chunk_sites
+    from .data.samples import read_sample_list
+    from .errors import GenomicInputError
+    from .inference import process_block
+    from .recipes.expression import load_genotype_chunks
+
+    wanted = [gene.strip() for gene in data_args.genes.split(",") if gene.strip()] if data_args.genes else None
+    sites_path = chunk_args.sites_file or find_chunk_sites(model_name_or_path)
+    if sites_path is not None and data_args.vcf_file:
+        sites = read_chunk_sites(sites_path)
+        genes = wanted or list(pd.unique(sites["GENE_ID"]))
+        if data_args.gene_table and not wanted:
+            from .data.chunks import read_gene_table
+
+            listed = set(read_gene_table(data_args.gene_table)["gene_id"])
+            genes = [gene for gene in genes if gene in listed]
+        _check_model_genes(genes, genes_in_model, sites_path)
+        block = process_block(len(genes), state)
+        mine = genes[block.start : block.stop]
+        samples = read_sample_list(data_args.samples_file) if data_args.samples_file else None
+        reports: list[dict] = []
+
+        def rows():
+            for chunk in align_to_sites(data_args.vcf_file, sites, mine, samples, missing=data_args.missing):
+                reports.append(chunk.report)
+                if chunk.report["absent"]:
+                    logger.warning(
+                        "%s: %d of %d model sites are absent from %s and enter as N",
+                        chunk.gene,
+                        chunk.report["absent"],
+                        chunk.report["sites"],
+                        data_args.vcf_file,
+                    )
+                yield from chunk.rows()
+
+        from cyvcf2 import VCF
+
+        reader = VCF(data_args.vcf_file, lazy=True)
+        people = len(samples) if samples is not None else len(reader.samples)
+        reader.close()
+        return rows(), people * len(mine), mine, reports, os.fspath(sites_path)
+    dataset, _, _, _ = load_genotype_chunks(data_args, cache_dir=data_args.data_dir)
+    genes = list(pd.unique(pd.Series(dataset["chunk"])))
+    if wanted:
+        absent = [gene for gene in wanted if gene not in genes]
+        if absent:
+            raise GenomicInputError(data_args.vcf_file or data_args.seed_dataset, f"no chunk for gene(s) {absent[:5]}")
+        genes = wanted
+    _check_model_genes(genes, genes_in_model, "the chunked cohort")
+    block = process_block(len(genes), state)
+    mine = genes[block.start : block.stop]
+    position = {gene: index for index, gene in enumerate(mine)}
+    keys = np.array([position.get(gene, -1) for gene in dataset["chunk"]])
+    selected = np.flatnonzero(keys >= 0)
+    selected = selected[np.argsort(keys[selected], kind="stable")]  # gene by gene, in the order of `mine`
+    part = dataset.select(selected).select_columns(["sample_id", "chunk", "genotype"])
+    return (row for row in part), len(part), mine, [], None
+
+
+def _check_model_genes(genes: list[str], genes_in_model: list[str] | None, source) -> None:
+    from .errors import GenomicInputError
+
+    if genes_in_model is None:
+        return
+    unknown = [gene for gene in genes if gene not in genes_in_model]
+    if unknown:
+        raise GenomicInputError(
+            source,
+            f"{len(unknown)} gene(s) are not among the model's {len(genes_in_model)} genes (config.gene_vocab), e.g. "
+            f"{unknown[:5]}: pick genes with --genes",
+            record=unknown[0],
+        )
+
+
+@dataclass
+class HaplotypePredictionArguments:
+    model_name_or_path: str = field(metadata={"help": "Finetuned HaplotypeDSSForExpressionRegression checkpoint."})
+    output: str = field(metadata={"help": "Predictions: .tsv, .tsv.gz, .csv or .parquet (sample_id, gene, ...)."})
+    batch_size: int = field(default=32, metadata={"help": "(person, gene) chunks per forward pass."})
+    use_cpu: bool = field(default=False, metadata={"help": "Run on the CPU even where a GPU is available."})
+    trust_remote_code: bool = False
+
+
+def haplotype_predict_main(argv: list[str] | None = None) -> dict:
+    """genomic-models-haplotype-predict: expression of new people, straight from their phased VCF (no expression
+    table), with a finetuned haplotype-dss expression head; one row per (person, gene) in the training table's
+    units."""
+    from transformers import pipeline
+
+    from . import HaplotypeDSSForExpressionRegression  # noqa: F401  (registers the architectures and pipelines)
+    from .inference import gather_in_input_order, inference_state, progress, write_table
+    from .recipes.expression import ExpressionDataArguments
+
+    args, chunk_args, data_args = _parse(
+        (HaplotypePredictionArguments, HaplotypeChunkArguments, ExpressionDataArguments),
+        argv,
+        haplotype_predict_main.__doc__,
+    )
+    state = inference_state(args.use_cpu)
+    _setup_logging(state)
+    pipe = pipeline(
+        "haplotype-expression-prediction",
+        model=args.model_name_or_path,
+        trust_remote_code=args.trust_remote_code,
+        device="cpu",
+    )
+    _place(pipe, state)
+    config = pipe.model.config
+    rows, count, genes, reports, sites = haplotype_chunks(
+        args.model_name_or_path, data_args, chunk_args, list(config.gene_vocab) if config.num_genes else None, state
+    )
+    if sites is None and config.expression_pooling == "position":
+        logger.warning(
+            "no chunk sites for %s: chunks were cut from the VCF with the gene table; the head weighs each variant "
+            "position, so predictions are only meaningful if these chunks hold the training chunks' variants "
+            "(pass --sites_file, e.g. the chunk_sites.tsv run_expression.py saves)",
+            args.model_name_or_path,
+        )
+    outputs = pipe(rows, batch_size=args.batch_size)
+    results = list(progress(outputs, total=count, description="people x genes", unit="chunk", state=state))
+    gathered = gather_in_input_order(results, state)
+    all_reports = gather_in_input_order(reports, state)
+    summary = {"output": args.output, "rows": None, "processes": state.num_processes, "sites": sites}
+    if state.is_main_process:
+        table = pd.DataFrame(gathered)
+        write_table(table, args.output)
+        summary.update(rows=len(table), genes=int(table["gene"].nunique()) if len(table) else 0)
+        summary["alignment"] = all_reports
+    state.wait_for_everyone()
+    return _summary(summary, state)
+
+
+COMMANDS = {"chromoformer-predict": chromoformer_predict_main, "haplotype-predict": haplotype_predict_main}
 
 
 def main(argv: list[str] | None = None):
@@ -155,4 +310,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["COMMANDS", "chromoformer_predict_main", "main"]
+__all__ = ["COMMANDS", "chromoformer_predict_main", "haplotype_chunks", "haplotype_predict_main", "main"]
