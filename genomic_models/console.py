@@ -31,6 +31,8 @@ ENTRY_POINTS = {
     ),
     "genomic-models-chromoformer-predict": "genomic_models.pipeline_cli:chromoformer_predict_main",
     "genomic-models-haplotype-predict": "genomic_models.pipeline_cli:haplotype_predict_main",
+    "genomic-models-seq2king-embed": "genomic_models.pipeline_cli:seq2king_embed_main",
+    "genomic-models-seq2king-kinship": "genomic_models.pipeline_cli:seq2king_kinship_main",
 }
 
 

@@ -6,7 +6,7 @@
         --gene_table genes.tsv --output expression.tsv
     genomic-models-seq2king-embed --model_name_or_path S2K --genotypes cohort.vcf.gz --output persons.parquet \\
         --plot persons_umap.png
-    genomic-models-seq2king-kinship --model_name_or_path S2K --output predicted.kin0
+    genomic-models-seq2king-kinship --model_name_or_path S2K --output predicted.kin0 --genotypes cohort.vcf.gz
 
 Files are read here (genomic_models.data) and handed to the pipelines as in-memory inputs. Every command runs on one
 process or several (`accelerate launch --multi_gpu --num_processes N`, `torchrun`): each process takes one contiguous
@@ -294,7 +294,204 @@ def haplotype_predict_main(argv: list[str] | None = None) -> dict:
     return _summary(summary, state)
 
 
-COMMANDS = {"chromoformer-predict": chromoformer_predict_main, "haplotype-predict": haplotype_predict_main}
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class CohortArguments:
+    """The cohort whose people are embedded or whose kinship is predicted."""
+
+    genotypes: str | None = field(
+        default=None, metadata={"help": "VCF/BCF or PLINK fileset of the cohort: its KING-robust kinship is computed."}
+    )
+    kinship_file: str | None = field(
+        default=None, metadata={"help": "The cohort's kinship matrix: plink2 .king/.king.bin/.kin0 or a CSV matrix."}
+    )
+    all_chromosomes: bool = field(default=False, metadata={"help": "KING on every chromosome, not only 1-22."})
+    sample_table: str | None = field(
+        default=None, metadata={"help": "Sample table with population labels (colours the plot, adds a column)."}
+    )
+    label_column: str = field(default="population", metadata={"help": "Label column of the sample table."})
+
+
+def load_cohort_kinship(cohort_args: CohortArguments):
+    """The cohort's KinshipMatrix (KING computed from genotypes, or read), or None when neither is given."""
+    from .data.kinship import read_kinship_file
+
+    if cohort_args.kinship_file and cohort_args.genotypes:
+        raise ValueError("give --genotypes or --kinship_file, not both")
+    if cohort_args.kinship_file:
+        return read_kinship_file(cohort_args.kinship_file)
+    if cohort_args.genotypes:
+        from .kinship import king_robust_from_file
+
+        chromosomes = None if cohort_args.all_chromosomes else "autosomes"
+        return king_robust_from_file(cohort_args.genotypes, chromosomes=chromosomes)
+    return None
+
+
+def _cohort_labels(cohort_args: CohortArguments, persons: list[str]):
+    if not cohort_args.sample_table:
+        return None
+    from .data.kinship import read_sample_table, sample_labels
+
+    return sample_labels(read_sample_table(cohort_args.sample_table), persons, cohort_args.label_column)
+
+
+@dataclass
+class PersonEmbeddingArguments:
+    model_name_or_path: str = field(metadata={"help": "Seq2KING checkpoint (the kinship head fits new people)."})
+    output: str = field(metadata={"help": "Embedding table: .tsv, .tsv.gz, .csv or .parquet (one row per person)."})
+    plot: str | None = field(default=None, metadata={"help": "PNG of the embeddings in 2-D (see --reducer)."})
+    reducer: str = field(default="umap", metadata={"help": "umap (umap-learn, the paper's plots) or pca."})
+    kind: str = field(default="input", metadata={"help": "input (person embedding), encoder or decoder states."})
+    fit_steps: int = field(default=300, metadata={"help": "Adam steps fitting the embeddings of new people."})
+    learning_rate: float = field(default=0.02, metadata={"help": "Learning rate of that fit (decays to 0)."})
+    sequences_per_step: int = field(default=32, metadata={"help": "Random sequences of the cohort per step."})
+    context_sequences: int = field(default=256, metadata={"help": "Sequences averaged for encoder/decoder states."})
+    seed: int = 0
+    use_cpu: bool = field(default=False, metadata={"help": "Run on the CPU even where a GPU is available."})
+    trust_remote_code: bool = False
+
+
+def seq2king_embed_main(argv: list[str] | None = None) -> dict:
+    """genomic-models-seq2king-embed: person embeddings of a cohort (from a VCF/PLINK fileset through KING, or a
+    kinship matrix; without either, the checkpoint's own cohort) as a table, plus a UMAP (or PCA) plot. People
+    outside the checkpoint's vocabulary get embeddings fitted to the cohort's kinship with the network frozen."""
+    from transformers import pipeline
+
+    from . import Seq2KingForKinshipRegression  # noqa: F401  (registers the architectures and pipelines)
+    from .inference import inference_state, write_table
+
+    args, cohort_args = _parse((PersonEmbeddingArguments, CohortArguments), argv, seq2king_embed_main.__doc__)
+    if args.reducer not in ("umap", "pca"):
+        raise ValueError(f"--reducer must be umap or pca, got {args.reducer!r}")
+    state = inference_state(args.use_cpu)
+    _setup_logging(state)
+    pipe = pipeline(
+        "person-feature-extraction",
+        model=args.model_name_or_path,
+        trust_remote_code=args.trust_remote_code,
+        device="cpu",
+    )
+    _place(pipe, state)
+    kinship = load_cohort_kinship(cohort_args)
+    if kinship is None:
+        persons = list(pipe.tokenizer.person_ids)
+        inputs = {"person_ids": persons}
+    else:
+        persons = list(kinship.samples)
+        inputs = {"person_ids": persons, "kinship": kinship.values}
+    labels = _cohort_labels(cohort_args, persons)
+    result = pipe(
+        inputs,
+        kind=args.kind,
+        fit_steps=args.fit_steps,
+        learning_rate=args.learning_rate,
+        sequences_per_step=args.sequences_per_step,
+        context_sequences=args.context_sequences,
+        seed=args.seed,
+        distributed=state.num_processes > 1,
+    )
+    summary = {
+        "output": args.output,
+        "persons": len(persons),
+        "new_persons": int((~result["in_vocabulary"]).sum()),
+        "kind": args.kind,
+        "fit": result["fit"],
+        "processes": state.num_processes,
+    }
+    if state.is_main_process:
+        embeddings = result["embeddings"]
+        table = pd.DataFrame({"person_id": persons, "in_vocabulary": result["in_vocabulary"]})
+        if labels is not None:
+            table[cohort_args.label_column] = labels
+        dims = pd.DataFrame(embeddings, columns=[f"dim_{index}" for index in range(embeddings.shape[1])])
+        write_table(pd.concat([table, dims], axis=1), args.output)
+        if args.plot:
+            from .population_analysis import embedding_figure, reduce_embeddings
+
+            coordinates = reduce_embeddings(embeddings, args.reducer, args.seed)
+            colours = labels if labels is not None else np.where(result["in_vocabulary"], "training cohort", "new")
+            title = f"Seq2KING {args.kind} embeddings of {len(persons)} people ({args.reducer.upper()})"
+            summary["plot"] = str(embedding_figure(coordinates, colours, title, args.plot, args.reducer.upper()))
+    state.wait_for_everyone()
+    return _summary(summary, state)
+
+
+@dataclass
+class KinshipPredictionArguments:
+    model_name_or_path: str = field(metadata={"help": "Seq2KING kinship-regression checkpoint."})
+    output: str = field(metadata={"help": "Pairs table (.kin0, .tsv, .csv or .parquet): ID1, ID2, KINSHIP."})
+    persons_file: str | None = field(
+        default=None, metadata={"help": "One person id per line (default: the checkpoint's whole cohort)."}
+    )
+    batch_size: int = field(default=32, metadata={"help": "Sequences per forward pass."})
+    use_cpu: bool = field(default=False, metadata={"help": "Run on the CPU even where a GPU is available."})
+    trust_remote_code: bool = False
+
+
+def seq2king_kinship_main(argv: list[str] | None = None) -> dict:
+    """genomic-models-seq2king-kinship: the kinship head's predicted KING kinship of every pair of a cohort's people
+    (of the checkpoint's vocabulary), as a plink2-style pairs table; with --genotypes or --kinship_file the observed
+    KING kinship is added beside it."""
+    from transformers import pipeline
+
+    from . import Seq2KingForKinshipRegression  # noqa: F401  (registers the architectures and pipelines)
+    from .data.samples import read_sample_list
+    from .inference import gather_in_input_order, inference_state, process_block, progress, write_table
+    from .pipelines.kinship_prediction import covering_sequences
+
+    args, cohort_args = _parse((KinshipPredictionArguments, CohortArguments), argv, seq2king_kinship_main.__doc__)
+    state = inference_state(args.use_cpu)
+    _setup_logging(state)
+    pipe = pipeline(
+        "kinship-prediction", model=args.model_name_or_path, trust_remote_code=args.trust_remote_code, device="cpu"
+    )
+    _place(pipe, state)
+    persons = read_sample_list(args.persons_file) if args.persons_file else list(pipe.tokenizer.person_ids)
+    pipe.tokenizer.encode_persons(persons)  # every id must be in the model's cohort: fail before any work
+    sequences = covering_sequences(len(persons), pipe.model.config.max_sequence_length)
+    block = process_block(len(sequences), state)
+    mine = [{"person_ids": [persons[index] for index in sequences[number]]} for number in block]
+    outputs = pipe((item for item in mine), batch_size=args.batch_size)  # a generator streams (a list would not)
+    results = [result["kinship"] for result in progress(outputs, total=len(mine), description="sequences", state=state)]
+    gathered = gather_in_input_order(results, state)
+    summary = {"output": args.output, "persons": len(persons), "sequences": len(sequences)}
+    if state.is_main_process:
+        sums = np.zeros((len(persons), len(persons)))
+        counts = np.zeros((len(persons), len(persons)))
+        for sequence, kinship in zip(sequences, gathered):
+            sums[np.ix_(sequence, sequence)] += kinship
+            counts[np.ix_(sequence, sequence)] += 1
+        predicted = sums / counts
+        first, second = np.triu_indices(len(persons), k=1)
+        table = pd.DataFrame(
+            {
+                "ID1": np.asarray(persons)[first],
+                "ID2": np.asarray(persons)[second],
+                "KINSHIP": predicted[first, second],
+            }
+        )
+        observed = load_cohort_kinship(cohort_args)
+        if observed is not None:
+            values = observed.subset(persons).values
+            table["KING"] = values[first, second]
+            valid = np.isfinite(table["KING"].to_numpy())
+            summary["pearson_r"] = float(np.corrcoef(table["KINSHIP"][valid], table["KING"][valid])[0, 1])
+        output = args.output
+        if output.endswith(".kin0"):
+            table.rename(columns={"ID1": "#ID1"}).to_csv(output, sep="\t", index=False)
+        else:
+            write_table(table, output)
+    state.wait_for_everyone()
+    return _summary(summary, state)
+
+
+COMMANDS = {
+    "chromoformer-predict": chromoformer_predict_main,
+    "haplotype-predict": haplotype_predict_main,
+    "seq2king-embed": seq2king_embed_main,
+    "seq2king-kinship": seq2king_kinship_main,
+}
 
 
 def main(argv: list[str] | None = None):
@@ -310,4 +507,13 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["COMMANDS", "chromoformer_predict_main", "haplotype_chunks", "haplotype_predict_main", "main"]
+__all__ = [
+    "COMMANDS",
+    "chromoformer_predict_main",
+    "haplotype_chunks",
+    "haplotype_predict_main",
+    "load_cohort_kinship",
+    "main",
+    "seq2king_embed_main",
+    "seq2king_kinship_main",
+]

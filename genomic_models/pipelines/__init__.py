@@ -49,9 +49,12 @@ __all__ = ["PIPELINE_TASKS", "PipelineTask", "register_pipeline_task"]
 def _register_builtin_tasks() -> None:
     from ..models.chromoformer import ChromoformerForSequenceClassification
     from ..models.haplotype_dss import HaplotypeDSSForExpressionRegression, HaplotypeDSSModel
+    from ..models.seq2king import Seq2KingForKinshipRegression
     from .chromatin_expression_prediction import ChromatinExpressionPredictionPipeline
     from .haplotype_expression_prediction import HaplotypeExpressionPredictionPipeline
     from .haplotype_feature_extraction import HaplotypeFeatureExtractionPipeline
+    from .kinship_prediction import KinshipPredictionPipeline
+    from .person_feature_extraction import PersonFeatureExtractionPipeline
 
     register_pipeline_task(
         "chromatin-expression-prediction",
@@ -69,6 +72,14 @@ def _register_builtin_tasks() -> None:
         HaplotypeExpressionPredictionPipeline,
         (HaplotypeDSSForExpressionRegression,),
         ("haplotype-dss",),
+    )
+    register_pipeline_task(
+        "kinship-prediction", KinshipPredictionPipeline, (Seq2KingForKinshipRegression,), ("seq2king",)
+    )
+    # The kinship head fits the embeddings of people outside the vocabulary; any Seq2KING checkpoint serves the
+    # embeddings of its own cohort.
+    register_pipeline_task(
+        "person-feature-extraction", PersonFeatureExtractionPipeline, (Seq2KingForKinshipRegression,), ("seq2king",)
     )
 
 
