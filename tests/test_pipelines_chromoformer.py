@@ -32,6 +32,11 @@ from .helpers import zoo
 TASK = "chromatin-expression-prediction"
 
 
+@pytest.fixture(autouse=True)
+def _single_thread(torch_single_thread):
+    """Tiny models: one intra-op thread (see conftest)."""
+
+
 @pytest.fixture(scope="module")
 def new_genome(tmp_path_factory):
     """A synthetic genome of another seed, its labels and expression removed, one gene moved to a contig outside
@@ -186,7 +191,8 @@ def test_command_on_one_and_two_processes_and_run_chromoformer_predict_all(
 
     # Two CPU processes (accelerate launch, gloo): each takes a block of genes, the main one writes them in order.
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--main_process_port", "29541", "-m", "genomic_models.pipeline_cli", "chromoformer-predict"]  # fmt: skip
+                "--main_process_port", "29541", "-m", "genomic_models.pipeline_cli",
+                "chromoformer-predict"]  # fmt: skip
     env = {**subprocess_env, "ACCELERATE_USE_CPU": "true"}
     output = tmp_path / "two.parquet"
     completed = subprocess.run(
