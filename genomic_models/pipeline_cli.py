@@ -390,6 +390,7 @@ def seq2king_embed_main(argv: list[str] | None = None) -> dict:
         context_sequences=args.context_sequences,
         seed=args.seed,
         distributed=state.num_processes > 1,
+        progress_bar=True,
     )
     summary = {
         "output": args.output,

@@ -16,7 +16,8 @@ the vocabulary in the same cohort anchor the fit. This needs the kinship head (`
 the new people's kinship with each other (NaN cells are skipped).
 
 `kind` picks the embedding: "input" (the person embedding, the paper's object), or "encoder" / "decoder" (the
-person's contextual state, averaged over `context_sequences` random sequences of the cohort).
+person's contextual state, averaged over `context_sequences` random sequences of the cohort). `progress_bar=True`
+shows the fit's progress (on the first process).
 
 With `distributed=True` (every process of a torch.distributed group calls the pipeline with the same input, as the
 `genomic-models-seq2king-embed` command does) each step's sequences are split over the processes and their gradients
@@ -29,6 +30,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from transformers import Pipeline
+from transformers.utils import logging
 
 from .kinship_prediction import as_one_sequence
 
@@ -59,6 +61,7 @@ class PersonFeatureExtractionPipeline(Pipeline):
         micro_batch_size=None,
         seed=None,
         distributed=None,
+        progress_bar=None,
         **kwargs,
     ):
         forward = {
@@ -72,6 +75,7 @@ class PersonFeatureExtractionPipeline(Pipeline):
                 ("micro_batch_size", micro_batch_size),
                 ("seed", seed),
                 ("distributed", distributed),
+                ("progress_bar", progress_bar),
             )
             if value is not None
         }
@@ -116,6 +120,7 @@ class PersonFeatureExtractionPipeline(Pipeline):
         micro_batch_size: int = 64,
         seed: int = 0,
         distributed: bool = False,
+        progress_bar: bool = False,
     ) -> dict:
         token_ids = model_inputs["token_ids"].cpu()
         persons, kinship = model_inputs["persons"], model_inputs["kinship"]
@@ -126,7 +131,15 @@ class PersonFeatureExtractionPipeline(Pipeline):
         fit = None
         if (~known).any():
             vectors, fit = self._fit(
-                token_ids, kinship, fit_steps, learning_rate, sequences_per_step, micro_batch_size, seed, distributed
+                token_ids,
+                kinship,
+                fit_steps,
+                learning_rate,
+                sequences_per_step,
+                micro_batch_size,
+                seed,
+                distributed,
+                progress_bar,
             )
             embeddings[~known] = vectors
         else:
@@ -183,7 +196,9 @@ class PersonFeatureExtractionPipeline(Pipeline):
         lengths = generator.integers(min(2, longest), longest + 1, size=number)
         return [generator.permutation(count)[:length] for length in lengths]
 
-    def _fit(self, token_ids, kinship, steps, learning_rate, per_step, micro_batch_size, seed, distributed):
+    def _fit(
+        self, token_ids, kinship, steps, learning_rate, per_step, micro_batch_size, seed, distributed, progress_bar
+    ):
         config = self.model.config
         if kinship is None:
             raise ValueError("fitting new people's embeddings needs the cohort's kinship matrix")
@@ -220,8 +235,9 @@ class PersonFeatureExtractionPipeline(Pipeline):
             initial = self._mean_squared_error(
                 token_ids, start.float(), held_out, targets, scored, micro_batch_size, world
             )
+            bar = logging.tqdm(range(steps), desc="fitting new people", unit="step", disable=not progress_bar or rank)
             with torch.enable_grad():
-                for _ in range(steps):
+                for _ in bar:
                     sequences = self._sequences(len(token_ids), generator, per_step)[rank::world]
                     optimizer.zero_grad()
                     cells = torch.zeros((), dtype=torch.float64)
