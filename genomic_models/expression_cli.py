@@ -97,7 +97,9 @@ class EmbeddingArguments:
     combine: str = field(default="none", metadata={"help": "mean, sum, concat, or none (keep both haplotypes)."})
     layer: int | None = field(default=None, metadata={"help": "Hidden-state index (default: the last layer)."})
     batch_size: int = field(default=64, metadata={"help": "Sequences per forward pass."})
-    device: str = field(default="cpu", metadata={"help": "cpu, or auto (each process's GPU when there is one)."})
+    device: str = field(
+        default="cpu", metadata={"help": "cpu, or auto / cuda (each process's accelerator when there is one)."}
+    )
     trust_remote_code: bool = False
 
 
@@ -119,8 +121,6 @@ def embed_main(argv: list[str] | None = None) -> dict:
             f"--method must be one of {EMBEDDING_METHODS} and --combine one of {COMBINATIONS}; got "
             f"{embedding_args.method!r}, {embedding_args.combine!r}"
         )
-    if embedding_args.device not in ("cpu", "auto"):
-        raise ValueError(f"--device must be cpu or auto, got {embedding_args.device!r}")
     state = inference_state(use_cpu=embedding_args.device == "cpu")
     _setup_logging()
     model = _load_embedding_model(embedding_args.model_name_or_path, embedding_args.trust_remote_code, AutoModel)

@@ -427,7 +427,7 @@ def _align_chunk(matrix: GenotypeMatrix, gene: str, sites: pd.DataFrame, missing
         raise GenomicInputError(
             matrix.source,
             f"missing genotype of sample {matrix.samples[sample]} ({missing_calls} missing calls at gene {gene}); "
-            "allow them (missing='N')",
+            "allow them as the N letter (missing='N', --missing N on the command line)",
             record=f"{sites['chrom'].iloc[variant]}:{sites['pos'].iloc[variant]}",
         )
     report = {
