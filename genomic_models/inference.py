@@ -17,6 +17,23 @@ from tqdm.auto import tqdm
 Item = TypeVar("Item")
 
 
+def inference_state(use_cpu: bool = False) -> PartialState:
+    """The process group of a prediction command, started once per process.
+
+    Launchers on a CPU-only machine (`torchrun`, `accelerate launch --multi_gpu` with ACCELERATE_USE_CPU) need
+    accelerate's CPU mode to join the processes (gloo); without it every process would believe it is alone and write
+    the whole output. `use_cpu` (or ACCELERATE_USE_CPU) also keeps a GPU machine on the CPU.
+    """
+    import os
+
+    import torch
+    from accelerate.utils import parse_flag_from_env
+
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    cpu = use_cpu or parse_flag_from_env("ACCELERATE_USE_CPU") or (launched and not torch.cuda.is_available())
+    return PartialState(cpu=cpu)
+
+
 def process_block(num_items: int, state: PartialState | None = None) -> range:
     """The indices this process handles: contiguous blocks in process order, sizes differing by at most one."""
     state = state or PartialState()
@@ -49,4 +66,23 @@ def progress(
     return iter(tqdm(iterable, total=total, desc=description, unit=unit, disable=not state.is_main_process))
 
 
-__all__ = ["gather_in_input_order", "process_block", "progress"]
+def write_table(frame, path) -> str:
+    """Write a result table as the field's standard files: TSV (`.tsv`, `.tsv.gz`, `.txt`), CSV or Parquet, by the
+    path's extension; the parent folder is created."""
+    import os
+
+    target = os.fspath(path)
+    lower = target.lower()
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    if lower.endswith(".parquet"):
+        frame.to_parquet(target, index=False)
+    elif lower.endswith((".csv", ".csv.gz")):
+        frame.to_csv(target, index=False)
+    elif lower.endswith((".tsv", ".tsv.gz", ".txt", ".txt.gz")):
+        frame.to_csv(target, sep="\t", index=False)
+    else:
+        raise ValueError(f"{target}: unknown table format; use .tsv, .tsv.gz, .csv or .parquet")
+    return target
+
+
+__all__ = ["gather_in_input_order", "inference_state", "process_block", "progress", "write_table"]

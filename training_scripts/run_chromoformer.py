@@ -45,14 +45,7 @@ from transformers import (
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.cards import ModelCardContext
-from genomic_models.data.chromatin import (
-    BigWigSignals,
-    ChromoformerDataset,
-    NpySignals,
-    metadata_from_tables,
-    read_chromoformer_metadata,
-)
-from genomic_models.errors import GenomicInputError
+from genomic_models.data.chromatin import ChromoformerDataset, open_signals, read_gene_inputs
 from genomic_models.metrics.prediction import binary_classification_metrics, regression_metrics
 from genomic_models.models.chromoformer import ChromoformerConfig, ChromoformerFeatureExtractor
 from genomic_models.models.chromoformer.original_config import OriginalSettings, read_original_config
@@ -122,6 +115,14 @@ class DataArguments:
     cache_features: bool = field(default=True, metadata={"help": "Keep each gene's inputs in memory after one read."})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
+    predict_genes: str = field(
+        default="validation",
+        metadata={
+            "help": "--do_predict on the 'validation' genes (with their targets) or on 'all' genes of the table, "
+            "which then need no label, expression or fold (genomic-models-chromoformer-predict does the same from a "
+            "checkpoint, on several processes)."
+        },
+    )
 
 
 @dataclass
@@ -162,23 +163,9 @@ def _compute_metrics_for(task: str):
     return compute_metrics
 
 
-def _bigwig_tracks(data_args: DataArguments, marks: list[str]) -> list[Path]:
-    if data_args.bigwig:
-        if len(data_args.bigwig) != len(marks):
-            raise SystemExit(f"--bigwig lists {len(data_args.bigwig)} tracks for {len(marks)} marks {marks}")
-        return [Path(path) for path in data_args.bigwig]
-    folder = Path(data_args.bigwig_dir)
-    tracks = []
-    for mark in marks:
-        found = [folder / f"{mark}{suffix}" for suffix in (".bw", ".bigWig", ".bigwig")]
-        found = [path for path in found if path.exists()]
-        if not found:
-            raise GenomicInputError(folder, f"no bigWig track {mark}.bw (marks in order: {marks})")
-        tracks.append(found[0])
-    return tracks
-
-
-def load_genes_and_signals(data_args: DataArguments, extractor: ChromoformerFeatureExtractor, training_args):
+def load_genes_and_signals(
+    data_args: DataArguments, extractor: ChromoformerFeatureExtractor, training_args, require_split: bool = True
+):
     """(gene table, signal source, data description) from the data arguments."""
     description = None
     if data_args.simulate:
@@ -215,27 +202,21 @@ def load_genes_and_signals(data_args: DataArguments, extractor: ChromoformerFeat
         else:
             raise SystemExit(f"--simulate_format must be 'bigwig' or 'npy', got {data_args.simulate_format!r}")
 
-    if data_args.metadata:
-        genes = read_chromoformer_metadata(data_args.metadata, extractor.max_pcres, extractor.max_region_length)
-        description = description or f"genes of {Path(data_args.metadata).name}"
-    elif data_args.tss_table:
-        genes = metadata_from_tables(
-            data_args.tss_table,
-            data_args.interactions,
-            extractor.max_pcres,
-            extractor.max_region_length,
-            data_args.min_interaction_score,
-            data_args.skip_long_pcres,
-        )
-        description = description or f"genes of {Path(data_args.tss_table).name}"
-    else:
+    if not (data_args.metadata or data_args.tss_table):
         raise SystemExit("give --metadata (with --npy_dir), --tss_table (with --bigwig_dir or --bigwig), or --simulate")
-    if data_args.npy_dir:
-        signals = NpySignals(data_args.npy_dir, extractor.num_features)
-    elif data_args.bigwig or data_args.bigwig_dir:
-        signals = BigWigSignals(_bigwig_tracks(data_args, extractor.mark_names))
-    else:
+    if not (data_args.npy_dir or data_args.bigwig or data_args.bigwig_dir):
         raise SystemExit("give the signals: --npy_dir, --bigwig_dir or --bigwig")
+    genes = read_gene_inputs(
+        extractor,
+        metadata=data_args.metadata,
+        tss_table=data_args.tss_table,
+        interactions=data_args.interactions,
+        min_score=data_args.min_interaction_score,
+        skip_long_pcres=data_args.skip_long_pcres,
+        require_split=require_split,
+    )
+    description = description or f"genes of {Path(data_args.metadata or data_args.tss_table).name}"
+    signals = open_signals(extractor, data_args.npy_dir, data_args.bigwig, data_args.bigwig_dir)
     return genes, signals, description
 
 
@@ -291,14 +272,25 @@ def main(argv: list[str] | None = None):
     ):
         raise SystemExit("the feature extractor's bin sizes, w_max or marks do not match the model config")
 
-    genes, signals, description = load_genes_and_signals(data_args, extractor, training_args)
-    dataset = ChromoformerDataset(genes, signals, extractor, target=model_args.task, cache=data_args.cache_features)
-    train_dataset, eval_dataset = dataset.split_by_fold(data_args.fold)
-    if data_args.max_train_samples is not None:
-        train_dataset = train_dataset.subset(np.arange(len(train_dataset)) < data_args.max_train_samples)
-    if data_args.max_eval_samples is not None:
-        eval_dataset = eval_dataset.subset(np.arange(len(eval_dataset)) < data_args.max_eval_samples)
-    logger.info("fold %d: %d training and %d validation genes", data_args.fold, len(train_dataset), len(eval_dataset))
+    if data_args.predict_genes not in ("validation", "all"):
+        raise SystemExit(f"--predict_genes must be 'validation' or 'all', got {data_args.predict_genes!r}")
+    predict_all = training_args.do_predict and data_args.predict_genes == "all"
+    needs_targets = training_args.do_train or training_args.do_eval or not predict_all
+    genes, signals, description = load_genes_and_signals(data_args, extractor, training_args, needs_targets)
+    train_dataset = eval_dataset = None
+    if needs_targets:
+        dataset = ChromoformerDataset(
+            genes, signals, extractor, target=model_args.task, cache=data_args.cache_features
+        )
+        train_dataset, eval_dataset = dataset.split_by_fold(data_args.fold)
+        if data_args.max_train_samples is not None:
+            train_dataset = train_dataset.subset(np.arange(len(train_dataset)) < data_args.max_train_samples)
+        if data_args.max_eval_samples is not None:
+            eval_dataset = eval_dataset.subset(np.arange(len(eval_dataset)) < data_args.max_eval_samples)
+        logger.info(
+            "fold %d: %d training and %d validation genes", data_args.fold, len(train_dataset), len(eval_dataset)
+        )
+    predict_dataset = ChromoformerDataset(genes, signals, extractor, target=None) if predict_all else eval_dataset
 
     if model_args.model_name_or_path:
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -324,7 +316,7 @@ def main(argv: list[str] | None = None):
         model=model,
         args=training_args,
         train_dataset=train_dataset if training_args.do_train else None,
-        eval_dataset=eval_dataset if (training_args.do_eval or training_args.do_predict) else None,
+        eval_dataset=eval_dataset if training_args.do_eval else None,
         processing_class=extractor,
         data_collator=default_data_collator,
         compute_metrics=_compute_metrics_for(model_args.task),
@@ -357,15 +349,20 @@ def main(argv: list[str] | None = None):
             trainer.create_model_card()
 
     if training_args.do_predict:
-        output = trainer.predict(eval_dataset)
+        output = trainer.predict(predict_dataset)
         if training_args.should_save:
-            table = eval_dataset.genes[["gene_id", "chrom", "start", "strand"]].copy()
-            logits = output.predictions
+            table = predict_dataset.genes[["gene_id", "chrom", "start", "strand"]].copy()
+            logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+            targets = output.label_ids
             if model_args.task == "regression":
-                table["target"], table["prediction"] = output.label_ids, logits.reshape(-1)
+                if targets is not None:
+                    table["target"] = targets
+                table["prediction"] = logits.reshape(-1)
             else:
                 shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-                table["label"], table["prediction"] = output.label_ids, shifted[:, 1] / shifted.sum(axis=1)
+                if targets is not None:
+                    table["label"] = targets
+                table["prediction"] = shifted[:, 1] / shifted.sum(axis=1)
             path = Path(training_args.output_dir) / "predictions.csv"
             pd.DataFrame(table).to_csv(path, index=False)
             logger.info("wrote %s", path)

@@ -8,7 +8,9 @@ from .chromatin import (
     chromosome_split,
     fold_splits,
     metadata_from_tables,
+    open_signals,
     read_chromoformer_metadata,
+    read_gene_inputs,
     read_interactions,
     read_tss_table,
     write_chromoformer_metadata,
@@ -60,15 +62,19 @@ from .h5ad import (
     tokenize_shard,
 )
 from .haplotypes import (
+    AlignedChunk,
     HaplotypeCohort,
+    align_to_sites,
     chunk_sites,
     gene_vocabulary,
     haplotype_dataset,
     load_haplotype_cohort,
+    read_chunk_sites,
     read_seed_layout,
     read_seed_sites,
     select_common_snps,
     split_by_individual,
+    write_chunk_sites,
     write_seed_layout,
 )
 from .kinship import (
@@ -76,6 +82,7 @@ from .kinship import (
     read_kin0,
     read_king,
     read_kinship_csv,
+    read_kinship_file,
     read_sample_table,
     sample_labels,
     write_kin0,
@@ -93,6 +100,13 @@ from .samples import read_sample_list, sample_positions
 from .simulate_expression import SimulatedExpression, place_genes, simulate_expression
 
 __all__ = [
+    "AlignedChunk",
+    "align_to_sites",
+    "open_signals",
+    "read_chunk_sites",
+    "read_gene_inputs",
+    "read_kinship_file",
+    "write_chunk_sites",
     "CHROMOSOME_SPLITS",
     "BigWigSignals",
     "ChromoformerDataset",

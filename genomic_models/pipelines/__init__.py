@@ -173,11 +173,19 @@ def _register_tasks() -> None:
     """The tasks of this package, one `register_pipeline_task` call each (task names: README, "Pipelines")."""
     from ..data.genotype_tables import read_genotypes_for_prediction
     from ..data.h5ad import generated_anndata, read_anndata
+    from ..models.chromoformer import ChromoformerForSequenceClassification
     from ..models.gperceiver import GPerceiverForPhenotypePrediction
+    from ..models.haplotype_dss import HaplotypeDSSForExpressionRegression, HaplotypeDSSModel
     from ..models.polygene import PolygeneForMaskedLM, PolygeneForSequenceClassification, PolygeneModel
+    from ..models.seq2king import Seq2KingForKinshipRegression
     from .cell_classification import CellClassificationPipeline
     from .cell_feature_extraction import CellFeatureExtractionPipeline
     from .cell_generation import CellGenerationPipeline
+    from .chromatin_expression_prediction import ChromatinExpressionPredictionPipeline
+    from .haplotype_expression_prediction import HaplotypeExpressionPredictionPipeline
+    from .haplotype_feature_extraction import HaplotypeFeatureExtractionPipeline
+    from .kinship_prediction import KinshipPredictionPipeline
+    from .person_feature_extraction import PersonFeatureExtractionPipeline
     from .phenotype_prediction import PhenotypePredictionPipeline
 
     register_pipeline_task(
@@ -198,6 +206,27 @@ def _register_tasks() -> None:
         (GPerceiverForPhenotypePrediction,),
         ("gperceiver",),
         file_reader=read_genotypes_for_prediction,
+    )
+    register_pipeline_task(
+        "chromatin-expression-prediction",
+        ChromatinExpressionPredictionPipeline,
+        (ChromoformerForSequenceClassification,),
+        ("chromoformer",),
+    )
+    register_pipeline_task(
+        "haplotype-feature-extraction", HaplotypeFeatureExtractionPipeline, (HaplotypeDSSModel,), ("haplotype-dss",)
+    )
+    register_pipeline_task(
+        "haplotype-expression-prediction",
+        HaplotypeExpressionPredictionPipeline,
+        (HaplotypeDSSForExpressionRegression,),
+        ("haplotype-dss",),
+    )
+    register_pipeline_task(
+        "kinship-prediction", KinshipPredictionPipeline, (Seq2KingForKinshipRegression,), ("seq2king",)
+    )
+    register_pipeline_task(
+        "person-feature-extraction", PersonFeatureExtractionPipeline, (Seq2KingForKinshipRegression,), ("seq2king",)
     )
 
 
