@@ -147,12 +147,9 @@ def _eur_subset(folder: Path) -> None:
 # model cards: one tiny checkpoint per head, saved with its card
 def card_heads() -> dict[str, list[type]]:
     """Every model class of every architecture, by model type: each renders its own variant of the card."""
-    import genomic_models
     from genomic_models import ARCHITECTURES
 
-    heads = {model_type: list(dict.fromkeys(entry["models"].values())) for model_type, entry in ARCHITECTURES.items()}
-    heads["seq2king"].append(genomic_models.Seq2KingForKinshipRegression)
-    return heads
+    return {model_type: list(dict.fromkeys(entry["models"].values())) for model_type, entry in ARCHITECTURES.items()}
 
 
 def card_checkpoint(model_type: str, head: type, folder: Path) -> Path:

@@ -214,6 +214,7 @@ class Seq2KingPreTrainedModel(PreTrainedModel):
     # Every head lives in this file, so a checkpoint of any of them serves every Auto class (trust_remote_code).
     remote_code_auto_map = {
         "AutoModel": "modeling_seq2king.Seq2KingModel",
+        "AutoModelForPreTraining": "modeling_seq2king.Seq2KingForKinshipRegression",
         "AutoModelForTokenClassification": "modeling_seq2king.Seq2KingForPopulationClassification",
     }
     # Set by `import genomic_models`: writes the model card (README.md) beside the weights. None under remote code.
