@@ -472,7 +472,6 @@ def _square_from_triangle(values: np.ndarray, names: list[str], path: str) -> np
     )
 
 
-# -- sample tables
 def read_kinship_file(path: str | os.PathLike) -> KinshipMatrix:
     """A kinship matrix from any layout read here, by extension: plink2 `.kin0` tables, CSV matrices (the seed's
     king_matrix.csv), else plink2 `.king` / `.king.bin` with their `.king.id`."""
@@ -484,6 +483,7 @@ def read_kinship_file(path: str | os.PathLike) -> KinshipMatrix:
     return read_king(source)
 
 
+# -- sample tables
 def read_sample_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a sample table with population labels: this package's samples.tsv (sample, population, superpopulation),
     the 1000 Genomes IGSR table (Sample name, Population code, Superpopulation code) or a .panel file (sample, pop,
@@ -570,12 +570,12 @@ def write_kin0(kinship: KinshipMatrix, path: str | os.PathLike, counts=None, pre
 
 
 __all__ = [
-    "read_kinship_file",
     "KinshipMatrix",
     "read_king",
     "read_king_ids",
     "read_kin0",
     "read_kinship_csv",
+    "read_kinship_file",
     "read_sample_table",
     "sample_labels",
     "write_king",

@@ -170,9 +170,13 @@ def serve_registered_pipelines(config_class: type) -> None:
 
 
 def _register_tasks() -> None:
-    """The tasks of this package, one `register_pipeline_task` call each (task names: README, "Pipelines")."""
+    """The tasks of this package, one `register_pipeline_task` call each (task names: README, "Pipelines").
+
+    Model classes are the heads the tasks need, each registered under a transformers Auto class (the `pt` of the
+    checkpoint's `custom_pipelines`), so that every task travels with its checkpoints."""
     from ..data.genotype_tables import read_genotypes_for_prediction
     from ..data.h5ad import generated_anndata, read_anndata
+    from ..kinship import read_cohort_kinship
     from ..models.chromoformer import ChromoformerForSequenceClassification
     from ..models.gperceiver import GPerceiverForPhenotypePrediction
     from ..models.haplotype_dss import HaplotypeDSSForExpressionRegression, HaplotypeDSSModel
@@ -188,6 +192,7 @@ def _register_tasks() -> None:
     from .person_feature_extraction import PersonFeatureExtractionPipeline
     from .phenotype_prediction import PhenotypePredictionPipeline
 
+    # polygene
     register_pipeline_task(
         "cell-classification",
         CellClassificationPipeline,
@@ -196,10 +201,15 @@ def _register_tasks() -> None:
         file_reader=read_anndata,
     )
     register_pipeline_task(
-        "cell-feature-extraction", CellFeatureExtractionPipeline, (PolygeneModel,), ("polygene",), read_anndata
+        "cell-feature-extraction",
+        CellFeatureExtractionPipeline,
+        (PolygeneModel,),
+        ("polygene",),
+        file_reader=read_anndata,
     )
     register_pipeline_task("cell-generation", CellGenerationPipeline, (PolygeneForMaskedLM,), ("polygene",))
     CellGenerationPipeline.result_builder = staticmethod(generated_anndata)
+    # gperceiver
     register_pipeline_task(
         "phenotype-prediction",
         PhenotypePredictionPipeline,
@@ -207,12 +217,14 @@ def _register_tasks() -> None:
         ("gperceiver",),
         file_reader=read_genotypes_for_prediction,
     )
+    # chromoformer
     register_pipeline_task(
         "chromatin-expression-prediction",
         ChromatinExpressionPredictionPipeline,
         (ChromoformerForSequenceClassification,),
         ("chromoformer",),
     )
+    # haplotype-dss
     register_pipeline_task(
         "haplotype-feature-extraction", HaplotypeFeatureExtractionPipeline, (HaplotypeDSSModel,), ("haplotype-dss",)
     )
@@ -222,11 +234,16 @@ def _register_tasks() -> None:
         (HaplotypeDSSForExpressionRegression,),
         ("haplotype-dss",),
     )
+    # seq2king
     register_pipeline_task(
         "kinship-prediction", KinshipPredictionPipeline, (Seq2KingForKinshipRegression,), ("seq2king",)
     )
     register_pipeline_task(
-        "person-feature-extraction", PersonFeatureExtractionPipeline, (Seq2KingForKinshipRegression,), ("seq2king",)
+        "person-feature-extraction",
+        PersonFeatureExtractionPipeline,
+        (Seq2KingForKinshipRegression,),
+        ("seq2king",),
+        file_reader=read_cohort_kinship,
     )
 
 

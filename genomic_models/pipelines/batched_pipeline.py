@@ -1,5 +1,12 @@
-"""The base of this project's pipelines: one input holds many items (the cells of an AnnData, the individuals of a
-cohort), which run through the model in batches of `batch_size` items.
+"""The bases of this project's pipelines.
+
+`GenomicPipeline` is a transformers `Pipeline` with the conventions every task here shares: it refuses a checkpoint
+of another head than the task needs (`accepted_architectures`), and it reads a file path through the `file_reader`
+hook. One input is one item (a gene, a person at a gene, a cohort fitted as a whole); transformers' DataLoader
+batches `batch_size` inputs per forward pass.
+
+`BatchedPipeline` is for inputs that hold many items (the cells of an AnnData, the individuals of a cohort), which
+run through the model in batches of `batch_size` items.
 
 transformers' pipelines treat one input as one example; a single AnnData of 100,000 cells would become one forward
 pass. `BatchedPipeline` is a `ChunkPipeline` instead: `preprocess` prepares the input once and yields its batches,
@@ -29,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from transformers.pipelines.base import ChunkPipeline
+from transformers.pipelines.base import ChunkPipeline, Pipeline
 
 # Keys that travel beside the model tensors from `preprocess` to `postprocess`.
 _PASSTHROUGH = ("is_last", "prepared")
@@ -49,14 +56,13 @@ class ItemBatches:
         raise NotImplementedError
 
 
-class BatchedPipeline(ChunkPipeline):
-    """A pipeline over inputs of many items, run in batches of `batch_size` items (see the module docstring)."""
+class GenomicPipeline(Pipeline):
+    """A transformers pipeline with this project's conventions (see the module docstring); one input is one item."""
 
     _load_tokenizer = True
     _load_feature_extractor = False
     _load_image_processor = False
     _load_processor = False
-    default_batch_size: ClassVar[int] = 64
     # Model classes whose checkpoints this task needs (names; empty: any). A checkpoint of another head would be
     # loaded with a freshly initialised head, so it is refused.
     accepted_architectures: ClassVar[tuple[str, ...]] = ()
@@ -83,6 +89,23 @@ class BatchedPipeline(ChunkPipeline):
             f"{getattr(self.model.config, '_name_or_path', '') or 'this checkpoint'} holds {saved[0]}, whose head "
             f"{type(self.model).__name__} would be randomly initialised{self.architecture_hint}"
         )
+
+    def read_input(self, inputs):
+        """A path through `file_reader` (the package's readers); anything else as given."""
+        if isinstance(inputs, (str, os.PathLike)):
+            if self.file_reader is None:
+                raise ValueError(
+                    f"{type(self).__name__} reads files ({os.fspath(inputs)}) with the genomic_models package "
+                    f"installed; without it pass {self.in_memory_inputs}"
+                )
+            return type(self).file_reader(inputs)
+        return inputs
+
+
+class BatchedPipeline(GenomicPipeline, ChunkPipeline):
+    """A pipeline over inputs of many items, run in batches of `batch_size` items (see the module docstring)."""
+
+    default_batch_size: ClassVar[int] = 64
 
     # ----------------------------------------------------------------------------------------------------------------
     # transformers' protocol
@@ -135,17 +158,6 @@ class BatchedPipeline(ChunkPipeline):
 
     # ----------------------------------------------------------------------------------------------------------------
     # what subclasses implement
-    def read_input(self, inputs):
-        """A path through `file_reader` (the package's readers); anything else as given."""
-        if isinstance(inputs, (str, os.PathLike)):
-            if self.file_reader is None:
-                raise ValueError(
-                    f"{type(self).__name__} reads files ({os.fspath(inputs)}) with the genomic_models package "
-                    f"installed; without it pass {self.in_memory_inputs}"
-                )
-            return type(self).file_reader(inputs)
-        return inputs
-
     def prepare(self, inputs, **params) -> ItemBatches:
         raise NotImplementedError
 
@@ -163,4 +175,4 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.numpy()
 
 
-__all__ = ["BatchedPipeline", "ItemBatches"]
+__all__ = ["BatchedPipeline", "GenomicPipeline", "ItemBatches"]

@@ -18,7 +18,7 @@ An input is one gene, given as
   result per gene of the batch.
 
 Labels are never needed. A list, a generator or a dataset of inputs streams through `batch_size` genes per forward
-pass. This file travels with checkpoints, so it imports only numpy, torch and transformers; reading files stays in
+pass. This file travels with checkpoints, so it imports only numpy, torch and flat siblings; reading files stays in
 `genomic_models.data.chromatin` and the `genomic-models-chromoformer-predict` command.
 """
 
@@ -26,7 +26,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from transformers import Pipeline
+
+from .batched_pipeline import GenomicPipeline
 
 MODEL_INPUTS = (
     "promoter_features",
@@ -38,14 +39,13 @@ MODEL_INPUTS = (
 )
 
 
-class ChromatinExpressionPredictionPipeline(Pipeline):
+class ChromatinExpressionPredictionPipeline(GenomicPipeline):
     """Expression of unlabelled genes from histone marks: the probability that a gene is expressed at or above the
     cell type's median (Chromoformer-clf), or its log2(expression + 1) (Chromoformer-reg, num_labels=1)."""
 
-    _load_processor = False
-    _load_image_processor = False
     _load_tokenizer = False
     _load_feature_extractor = True
+    accepted_architectures = ("ChromoformerForSequenceClassification",)
 
     def _sanitize_parameters(self, return_logits=None, **kwargs):
         postprocess = {}

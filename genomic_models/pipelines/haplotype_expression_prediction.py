@@ -12,23 +12,20 @@ back to the training table's units with `config.expression_scaling` (absent for 
 The chunk must hold the same variants, in the same order, as the model's training chunk: the head's default
 "position" pooling weighs every variant position. `genomic_models.data.align_to_sites` lines a VCF up with the
 `chunk_sites.tsv` saved beside the checkpoint (absent sites enter as N, the missing letter), and the
-`genomic-models-haplotype-predict` command does it for a whole cohort. This file travels with checkpoints (numpy,
-torch, transformers and its sibling only).
+`genomic-models-haplotype-predict` command does it for a whole cohort. This file travels with checkpoints (numpy
+and flat siblings only).
 """
 
 import numpy as np
-from transformers import Pipeline
 
-from .haplotype_feature_extraction import encode_person
+from .batched_pipeline import GenomicPipeline
+from .haplotype_feature_extraction import encode_person, first_value
 
 
-class HaplotypeExpressionPredictionPipeline(Pipeline):
+class HaplotypeExpressionPredictionPipeline(GenomicPipeline):
     """Expression of a person's gene from both haplotypes of its chunk, in the units of the training table."""
 
-    _load_processor = False
-    _load_image_processor = False
-    _load_feature_extractor = False
-    _load_tokenizer = True
+    accepted_architectures = ("HaplotypeDSSForExpressionRegression",)
 
     def _sanitize_parameters(self, gene=None, **kwargs):
         return ({"gene": gene} if gene is not None else {}), {}, {}
@@ -50,7 +47,7 @@ class HaplotypeExpressionPredictionPipeline(Pipeline):
 
     def postprocess(self, model_outputs: dict) -> dict:
         standardised = model_outputs["logits"].float().numpy()[0]
-        gene, sample = _first(model_outputs["gene"]), _first(model_outputs["sample_id"])
+        gene, sample = first_value(model_outputs["gene"]), first_value(model_outputs["sample_id"])
         scaling = (getattr(self.model.config, "expression_scaling", None) or {}).get(gene)
         expression = standardised * scaling[1] + scaling[0] if scaling is not None else None
         single = len(standardised) == 1
@@ -59,12 +56,6 @@ class HaplotypeExpressionPredictionPipeline(Pipeline):
             result["expression"] = float(expression[0]) if single else expression.tolist()
         result["standardised"] = float(standardised[0]) if single else np.asarray(standardised).tolist()
         return result
-
-
-def _first(values):
-    while isinstance(values, (list, tuple)):
-        values = values[0]
-    return values
 
 
 __all__ = ["HaplotypeExpressionPredictionPipeline"]

@@ -18,14 +18,16 @@ an optional `sample_id`. Rows of `genomic_models.data.haplotype_dataset` / `load
 
 Both haplotypes are embedded and combined by `combine` ("mean", "sum", "concat", or "none" for a (2, hidden) array).
 Sequences are batched by chunk length, so results do not depend on batch composition or padding. This file travels
-with checkpoints (numpy, torch, transformers only); `genomic_models.embeddings` builds its tables on the same core.
+with checkpoints (numpy, torch and flat siblings only); `genomic_models.embeddings` builds its tables on the same
+core.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
-from transformers import Pipeline
+
+from .batched_pipeline import GenomicPipeline
 
 EMBEDDING_METHODS = ("plain", "rolling")
 COMBINATIONS = ("mean", "sum", "concat", "none")
@@ -252,14 +254,12 @@ def unpadded_haplotypes(model_inputs: dict) -> tuple[list[np.ndarray], np.ndarra
     return haplotypes, model_inputs["gene_ids"].cpu().numpy()
 
 
-class HaplotypeFeatureExtractionPipeline(Pipeline):
+class HaplotypeFeatureExtractionPipeline(GenomicPipeline):
     """One embedding per (person, gene chunk): the mean hidden state of each haplotype (plain or rolling masks),
-    the two haplotypes combined; with a masked-LM model and rolling masks, the pseudo-log-likelihood too."""
+    the two haplotypes combined; with a masked-LM model and rolling masks, the pseudo-log-likelihood too.
 
-    _load_processor = False
-    _load_image_processor = False
-    _load_feature_extractor = False
-    _load_tokenizer = True
+    From a checkpoint path the base model is loaded (any head's checkpoint serves); pass a loaded
+    `HaplotypeDSSForMaskedLM` as `model=` to get pseudo-log-likelihoods with rolling masks as well."""
 
     def _sanitize_parameters(
         self, gene=None, method=None, stride=None, layer=None, combine=None, micro_batch_size=None, **kwargs
@@ -304,8 +304,8 @@ class HaplotypeFeatureExtractionPipeline(Pipeline):
     def postprocess(self, model_outputs: dict, combine: str = "mean") -> dict:
         vectors = model_outputs["embedding"].numpy()
         result = {
-            "sample_id": _first(model_outputs["sample_id"]),
-            "gene": _first(model_outputs["gene"]),
+            "sample_id": first_value(model_outputs["sample_id"]),
+            "gene": first_value(model_outputs["gene"]),
             "embedding": combine_haplotypes(vectors, combine)[0],
         }
         if "pseudo_log_likelihood" in model_outputs:
@@ -314,7 +314,7 @@ class HaplotypeFeatureExtractionPipeline(Pipeline):
         return result
 
 
-def _first(values):
+def first_value(values):
     """The one value of a batch-of-one list (transformers unbatches lists as the inner list)."""
     while isinstance(values, (list, tuple)):
         values = values[0]
@@ -328,5 +328,6 @@ __all__ = [
     "HaplotypeFeatureExtractionPipeline",
     "combine_haplotypes",
     "encode_person",
+    "first_value",
     "gene_index_of",
 ]

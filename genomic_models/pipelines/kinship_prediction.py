@@ -11,14 +11,15 @@ longer than the head's `max_sequence_length` is read in one pass, exactly as the
 pair of blocks, so every pair of individuals is read together at least once; each cell is the mean of its
 predictions over the passes that contain it. The diagonal is the model's self-kinship (trained on 0 by default).
 
-This file travels with checkpoints (numpy, torch, transformers only).
+This file travels with checkpoints (numpy, torch and flat siblings only).
 """
 
 from collections.abc import Mapping
 
 import numpy as np
 import torch
-from transformers import Pipeline
+
+from .batched_pipeline import GenomicPipeline
 
 
 def covering_sequences(count: int, max_length: int) -> list[np.ndarray]:
@@ -45,13 +46,10 @@ def as_one_sequence(inputs):
     return inputs
 
 
-class KinshipPredictionPipeline(Pipeline):
+class KinshipPredictionPipeline(GenomicPipeline):
     """Predicted KING kinship matrix of a sequence of individuals (Seq2KING's kinship head)."""
 
-    _load_processor = False
-    _load_image_processor = False
-    _load_feature_extractor = False
-    _load_tokenizer = True
+    accepted_architectures = ("Seq2KingForKinshipRegression",)
 
     def __call__(self, inputs, **kwargs):
         """As the tokenizer reads them: a list of ids none of which holds a space or comma is one sequence (one

@@ -21,30 +21,34 @@ shows the fit's progress (on the first process).
 
 With `distributed=True` (every process of a torch.distributed group calls the pipeline with the same input, as the
 `genomic-models-seq2king-embed` command does) each step's sequences are split over the processes and their gradients
-summed, so every process ends with the same embeddings. This file travels with checkpoints (numpy, torch,
-transformers only).
+summed, so every process ends with the same embeddings. With genomic_models installed a path is a cohort too: a
+kinship file (plink2 .king/.king.bin/.kin0, a CSV matrix) or genotypes (VCF/BCF, PLINK) whose KING-robust kinship
+is computed. This file travels with checkpoints (numpy, torch, transformers and flat siblings only).
 """
 
 from collections.abc import Mapping
 
 import numpy as np
 import torch
-from transformers import Pipeline
 from transformers.utils import logging
 
+from .batched_pipeline import GenomicPipeline
 from .kinship_prediction import as_one_sequence
 
 KINDS = ("input", "encoder", "decoder")
 
 
-class PersonFeatureExtractionPipeline(Pipeline):
+class PersonFeatureExtractionPipeline(GenomicPipeline):
     """One embedding per individual of a cohort; people outside the checkpoint's vocabulary are fitted to the
-    cohort's kinship with the network frozen."""
+    cohort's kinship with the network frozen.
 
-    _load_processor = False
-    _load_image_processor = False
-    _load_feature_extractor = False
-    _load_tokenizer = True
+    Any Seq2KING checkpoint embeds the people of its own cohort; fitting new people needs the kinship head's weights
+    and scale (a `Seq2KingForKinshipRegression` checkpoint)."""
+
+    in_memory_inputs = (
+        "a list of person ids of the model's cohort, a KinshipMatrix, or {'person_ids': [...], 'kinship': (people x "
+        "people) KING kinship}"
+    )
 
     def __call__(self, inputs, **kwargs):
         """As the tokenizer reads them: a list of ids none of which holds a space or comma is one cohort (one
@@ -84,13 +88,14 @@ class PersonFeatureExtractionPipeline(Pipeline):
         return {}, forward, {}
 
     def preprocess(self, inputs) -> dict:
+        inputs = self.read_input(inputs)
         kinship = None
         if isinstance(inputs, Mapping):
             persons, kinship = inputs.get("person_ids"), inputs.get("kinship")
         elif hasattr(inputs, "samples") and hasattr(inputs, "values"):  # a KinshipMatrix
             persons, kinship = inputs.samples, inputs.values
         else:
-            persons = self.tokenizer._tokenize(inputs) if isinstance(inputs, str) else inputs
+            persons = inputs
         persons = [str(person) for person in persons]
         if len(set(persons)) != len(persons):
             raise ValueError("person ids repeat in the cohort")
