@@ -98,7 +98,8 @@ class EmbeddingArguments:
     layer: int | None = field(default=None, metadata={"help": "Hidden-state index (default: the last layer)."})
     batch_size: int = field(default=64, metadata={"help": "Sequences per forward pass."})
     device: str = field(
-        default="cpu", metadata={"help": "cpu, or auto / cuda (each process's accelerator when there is one)."}
+        default="auto",
+        metadata={"help": "auto (this process's accelerator, else the CPU), cpu, or a torch device such as cuda:0."},
     )
     trust_remote_code: bool = False
 
@@ -106,12 +107,13 @@ class EmbeddingArguments:
 def embed_main(argv: list[str] | None = None) -> dict:
     """genomic-models-embed: one embedding per (sample, gene chunk), written to Parquet, through the
     haplotype-feature-extraction pipeline (progress on stderr; several processes split the genes)."""
-    from transformers import AutoModel, AutoTokenizer, pipeline
+    from transformers import AutoModel, AutoTokenizer
 
     from . import HaplotypeDSSForMaskedLM  # noqa: F401  (registers the architectures and pipelines)
+    from .commands.common import load_pipeline
+    from .commands.haplotypes import HaplotypeChunkArguments, haplotype_chunks, model_genes
     from .embeddings import COMBINATIONS, EMBEDDING_METHODS, EmbeddingTable
     from .inference import gather_in_input_order, inference_state, progress
-    from .pipeline_cli import HaplotypeChunkArguments, haplotype_chunks
 
     embedding_args, chunk_args, data_args = _parse(
         (EmbeddingArguments, HaplotypeChunkArguments, ExpressionDataArguments), argv, embed_main.__doc__
@@ -121,27 +123,19 @@ def embed_main(argv: list[str] | None = None) -> dict:
             f"--method must be one of {EMBEDDING_METHODS} and --combine one of {COMBINATIONS}; got "
             f"{embedding_args.method!r}, {embedding_args.combine!r}"
         )
-    state = inference_state(use_cpu=embedding_args.device == "cpu")
+    state = inference_state(embedding_args.device)
     _setup_logging()
     model = _load_embedding_model(embedding_args.model_name_or_path, embedding_args.trust_remote_code, AutoModel)
-    model.to(state.device)
     tokenizer = AutoTokenizer.from_pretrained(
         embedding_args.model_name_or_path, trust_remote_code=embedding_args.trust_remote_code
     )
-    pipe = pipeline("haplotype-feature-extraction", model=model, tokenizer=tokenizer, device=state.device)
-    pipe.device = state.device
+    pipe = load_pipeline("haplotype-feature-extraction", embedding_args, state, model=model, tokenizer=tokenizer)
     config = model.config
-    rows, count, _, _, sites = haplotype_chunks(
-        embedding_args.model_name_or_path,
-        data_args,
-        chunk_args,
-        list(config.gene_vocab) if config.num_genes else None,
-        state,
-    )
+    chunks = haplotype_chunks(embedding_args.model_name_or_path, data_args, chunk_args, model_genes(config), state)
     copies = 2 * (embedding_args.stride if embedding_args.method == "rolling" else 1)
     started = time.perf_counter()
     outputs = pipe(
-        rows,
+        chunks.rows,
         batch_size=max(1, embedding_args.batch_size // copies),
         method=embedding_args.method,
         stride=embedding_args.stride,
@@ -149,7 +143,7 @@ def embed_main(argv: list[str] | None = None) -> dict:
         combine=embedding_args.combine,
         micro_batch_size=embedding_args.batch_size,
     )
-    results = list(progress(outputs, total=count, description="embedding", unit="chunk", state=state))
+    results = list(progress(outputs, total=chunks.count, description="embedding", unit="chunk", state=state))
     gathered = gather_in_input_order(results, state)
     summary = {"output": embedding_args.output}
     if state.is_main_process:
@@ -163,7 +157,7 @@ def embed_main(argv: list[str] | None = None) -> dict:
             "hidden_size": config.hidden_size,
             "rows": len(gathered),
             "haplotypes": 2 * len(gathered),
-            "sites": sites,
+            "sites": chunks.sites,
             "processes": state.num_processes,
             "seconds": time.perf_counter() - started,
         }

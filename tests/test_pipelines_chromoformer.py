@@ -2,7 +2,6 @@
 layout or batches, agreeing with the model's forward; the command on one and two processes; the original package's
 batches as inputs."""
 
-import json
 import subprocess
 import sys
 
@@ -13,6 +12,7 @@ import torch
 from transformers import default_data_collator, pipeline
 
 import genomic_models  # noqa: F401  (registers the pipelines)
+from genomic_models.commands.chromatin import chromoformer_predict_main
 from genomic_models.data.chromatin import (
     ChromoformerDataset,
     NpySignals,
@@ -23,7 +23,6 @@ from genomic_models.data.chromatin import (
 )
 from genomic_models.errors import GenomicInputError
 from genomic_models.models.chromoformer import ChromoformerFeatureExtractor
-from genomic_models.pipeline_cli import chromoformer_predict_main
 from genomic_models.training_scripts.run_chromoformer import main as run_chromoformer
 
 from .conftest import REPO_ROOT
@@ -177,12 +176,12 @@ def test_command_on_one_and_two_processes_and_run_chromoformer_predict_all(
     simulated, tss, metadata = new_genome
     data = ["--tss_table", str(tss), "--interactions", str(simulated.interactions)]
     data += ["--bigwig_dir", str(simulated.root / "bigwig")]
-    summary = chromoformer_predict_main(
-        ["--model_name_or_path", str(path), *data, "--output", str(tmp_path / "one.tsv"), "--batch_size", "3"]
+    written = chromoformer_predict_main(
+        ["--model_name_or_path", str(path), *data, "--output_file", str(tmp_path / "one.tsv"), "--batch_size", "3"]
     )
     one = pd.read_csv(tmp_path / "one.tsv", sep="\t")
-    assert summary["genes"] == 8 and list(one.columns) == ["gene_id", "chrom", "tss", "strand", "predicted_label",
-                                                           "probability"]  # fmt: skip
+    assert len(one) == len(written) == 8 and list(one.columns) == ["gene_id", "chrom", "tss", "strand",
+                                                                    "predicted_label", "probability"]  # fmt: skip
     direct = list(pipeline(TASK, model=str(path), device="cpu")(
         ChromoformerDataset(read_gene_inputs(ChromoformerFeatureExtractor(), metadata=metadata, require_split=False),
                             NpySignals(simulated.npy_dir), ChromoformerFeatureExtractor(), target=None)
@@ -191,16 +190,15 @@ def test_command_on_one_and_two_processes_and_run_chromoformer_predict_all(
 
     # Two CPU processes (accelerate launch, gloo): each takes a block of genes, the main one writes them in order.
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--main_process_port", "29541", "-m", "genomic_models.pipeline_cli",
-                "chromoformer-predict"]  # fmt: skip
+                "--main_process_port", "29541", "-m", "genomic_models.commands.chromatin"]  # fmt: skip
     env = {**subprocess_env, "ACCELERATE_USE_CPU": "true"}
     output = tmp_path / "two.parquet"
     completed = subprocess.run(
-        [*launcher, "--model_name_or_path", str(path), *data, "--output", str(output), "--batch_size", "2"],
+        [*launcher, "--model_name_or_path", str(path), *data, "--output_file", str(output), "--batch_size", "2"],
         env=env, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert json.loads(completed.stdout[completed.stdout.index("{") :])["processes"] == 2
+    assert "8 genes on 2 process(es)" in completed.stderr
     two = pd.read_parquet(output)
     pd.testing.assert_frame_equal(two.drop(columns="probability"), one.drop(columns="probability"), check_dtype=False)
     np.testing.assert_allclose(two.probability, one.probability, rtol=1e-5, atol=1e-6)

@@ -11,12 +11,12 @@ from transformers import pipeline
 import genomic_models  # noqa: F401  (registers the pipelines)
 from genomic_models import HaplotypeDSSConfig, HaplotypeDSSForExpressionRegression, HaplotypeTokenizer
 from genomic_models.collators import DataCollatorForExpressionRegression
+from genomic_models.commands.haplotypes import haplotype_predict_main
 from genomic_models.data import load_haplotype_cohort, place_genes, read_vcf, select_common_snps
 from genomic_models.data.haplotypes import align_to_sites, read_chunk_sites, write_chunk_sites
 from genomic_models.embeddings import HaplotypeEmbedder
 from genomic_models.errors import GenomicInputError
 from genomic_models.expression_cli import embed_main
-from genomic_models.pipeline_cli import haplotype_predict_main
 
 REGION, WINDOW, MAX_VARIANTS = "20:1000000-1300000", 30_000, 48
 
@@ -140,15 +140,20 @@ def test_embeddings_of_new_people_agree_with_the_embedder(real_phased_vcf, chr20
     np.testing.assert_allclose(plain["embedding"], hidden, rtol=1e-5, atol=1e-6)
 
 
-def test_commands_predict_and_embed_new_people(real_phased_vcf, chr20_split, expression_checkpoint, tmp_path):
+def test_commands_predict_and_embed_new_people(
+    real_phased_vcf, chr20_split, expression_checkpoint, tmp_path, caplog
+):
     path, _ = expression_checkpoint
     data = ["--vcf_file", str(real_phased_vcf), "--samples_file", str(chr20_split["dir"] / "new_people.txt")]
-    summary = haplotype_predict_main(
-        ["--model_name_or_path", str(path), *data, "--output", str(tmp_path / "expression.tsv"), "--batch_size", "8"]
-    )
+    with caplog.at_level("INFO", logger="genomic_models.commands.haplotypes"):
+        written = haplotype_predict_main(
+            ["--model_name_or_path", str(path), *data, "--output_file", str(tmp_path / "expression.tsv")]
+            + ["--batch_size", "8"]
+        )
     table = pd.read_csv(tmp_path / "expression.tsv", sep="\t")
-    assert summary["rows"] == 150 * 3 and summary["sites"] == str(path / "chunk_sites.tsv")
-    assert [report["matched"] for report in summary["alignment"]] == [MAX_VARIANTS] * 3
+    assert len(table) == len(written) == 150 * 3
+    sites = MAX_VARIANTS * 3
+    assert f"{sites} of {sites} chunk sites of {path / 'chunk_sites.tsv'} found" in caplog.text
     assert list(table.columns) == ["sample_id", "gene", "expression", "standardised"]
     _, rows = new_people_rows(real_phased_vcf, path, chr20_split["new"])
     direct = pipeline("haplotype-expression-prediction", model=str(path), device="cpu")(rows[:20])

@@ -209,15 +209,18 @@ def test_annotate_and_embed_commands_write_h5ad_and_tables(polygene, pbmc_shards
 
 def test_two_processes_annotate_like_one(polygene, pbmc_shards, tmp_path, subprocess_env):
     """`accelerate launch` with 2 CPU processes: each annotates its block of cells, the main process writes them in
-    input order. (Generation splits batches between processes the same way; its per-batch seeding is tested above.)"""
+    input order. No --device cpu: on a machine without CUDA the processes join on the CPU by themselves
+    (`inference_state`). (Generation splits batches between processes the same way; its per-batch seeding is tested
+    above.)"""
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     source = pbmc_shards[0]
-    command = launch + ["-m", "genomic_models.commands.single_cell", "annotate", "--device", "cpu"]
+    command = launch + ["-m", "genomic_models.commands.single_cell", "annotate"]
     command += ["--model_name_or_path", str(polygene.classifier_path), "--input_file", str(source)]
     command += ["--output_file", str(tmp_path / "two.h5ad"), "--block_size", "64"]
     result = subprocess.run(command, env=subprocess_env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
+    assert "on 2 process(es)" in result.stderr
     single_cell.annotate_cells_main(
         ["--model_name_or_path", str(polygene.classifier_path), "--input_file", str(source)]
         + ["--output_file", str(tmp_path / "one.h5ad"), "--block_size", "1000"]

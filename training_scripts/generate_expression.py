@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass, field
 
 import anndata
 import pandas as pd
-from accelerate import PartialState
-from transformers import HfArgumentParser, pipeline
+from transformers import HfArgumentParser
 
 import genomic_models  # noqa: F401  (registers the architectures and the pipelines)
+from genomic_models.commands.common import start_command
 from genomic_models.inference import gather_in_input_order, process_block, progress
 from genomic_models.recipes.polygene import check_model_matches_tokenizer
 from genomic_models.tokenization.tokenization_gene_bin import PHENOTYPE_TYPES
@@ -54,7 +54,10 @@ class GenerationArguments:
     schedule: str = field(default="cosine", metadata={"help": "Share still masked after each round: cosine, linear."})
     batch_size: int = 64
     seed: int = 0
-    device: str = field(default="auto", metadata={"help": "auto (this process accelerator, else CPU), cpu, cuda:0."})
+    device: str = field(
+        default="auto",
+        metadata={"help": "auto (this process's accelerator, else the CPU), cpu, or a torch device such as cuda:0."},
+    )
     trust_remote_code: bool = False
 
 
@@ -77,17 +80,7 @@ def main(argv: list[str] | None = None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = HfArgumentParser((GenerationArguments,))
     (args,) = parse_script_arguments(parser, argv)
-    state = PartialState(cpu=args.device == "cpu")
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        level=logging.INFO if state.is_main_process else logging.WARNING,
-    )
-    generate = pipeline(
-        "cell-generation",
-        model=args.model_name_or_path,
-        device=state.device if args.device == "auto" else args.device,
-        trust_remote_code=args.trust_remote_code,
-    )
+    state, generate = start_command("cell-generation", args)
     check_model_matches_tokenizer(generate.model.config, generate.tokenizer)
     labels = conditions(args)
     num_cells = len(next(iter(labels.values()))) if args.conditions_file and labels else args.num_cells

@@ -45,7 +45,8 @@ from transformers import (
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.cards import ModelCardContext
-from genomic_models.data.chromatin import ChromoformerDataset, open_signals, read_gene_inputs
+from genomic_models.commands.chromatin import ChromatinFileArguments
+from genomic_models.data.chromatin import ChromoformerDataset
 from genomic_models.metrics.prediction import binary_classification_metrics, regression_metrics
 from genomic_models.models.chromoformer import ChromoformerConfig, ChromoformerFeatureExtractor
 from genomic_models.models.chromoformer.original_config import OriginalSettings, read_original_config
@@ -79,17 +80,9 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
-    metadata: str | None = field(default=None, metadata={"help": "The original metadata CSV (with --npy_dir)."})
-    npy_dir: str | None = field(default=None, metadata={"help": "Folder of {chrom}:{start}-{end}.npy signals."})
-    tss_table: str | None = field(
-        default=None, metadata={"help": "TSS table: gene_id, chrom, tss, strand, expression and/or label [, split]."}
-    )
-    interactions: str | None = field(
-        default=None, metadata={"help": "Interactions table: gene_id, chrom, start, end, score (one row per pCRE)."}
-    )
-    bigwig: list[str] | None = field(default=None, metadata={"help": "bigWig tracks, one per mark, in mark order."})
-    bigwig_dir: str | None = field(default=None, metadata={"help": "Folder holding {mark}.bw for every mark."})
+class DataArguments(ChromatinFileArguments):
+    """The genes and signals (either layout; labels and folds needed for training), or the embedded data set."""
+
     mark_names: list[str] | None = field(
         default=None, metadata={"help": "Mark names in channel order (default: the original's 7 Roadmap marks)."}
     )
@@ -97,16 +90,6 @@ class DataArguments:
     max_pcres: int | None = field(default=None, metadata={"help": "i_max (default 8, or the YAML's)."})
     promoter_window: int | None = field(default=None, metadata={"help": "w_prom in bp (default 40000)."})
     max_region_length: int | None = field(default=None, metadata={"help": "w_max in bp (default 40000)."})
-    min_interaction_score: float | None = field(
-        default=None, metadata={"help": "Drop interactions scoring <= this first (the original's preprocessing: 1.5)."}
-    )
-    skip_long_pcres: bool = field(
-        default=False,
-        metadata={
-            "help": "With --interactions: drop pCREs longer than w_max (the original's preprocessing) instead "
-            "of stopping with an error."
-        },
-    )
     simulate: bool = field(default=False, metadata={"help": "Train on the embedded synthetic data set."})
     simulate_dir: str | None = field(default=None, metadata={"help": "Where to write it (default output_dir/data)."})
     simulate_genes: int = field(default=400)
@@ -204,19 +187,8 @@ def load_genes_and_signals(
 
     if not (data_args.metadata or data_args.tss_table):
         raise SystemExit("give --metadata (with --npy_dir), --tss_table (with --bigwig_dir or --bigwig), or --simulate")
-    if not (data_args.npy_dir or data_args.bigwig or data_args.bigwig_dir):
-        raise SystemExit("give the signals: --npy_dir, --bigwig_dir or --bigwig")
-    genes = read_gene_inputs(
-        extractor,
-        metadata=data_args.metadata,
-        tss_table=data_args.tss_table,
-        interactions=data_args.interactions,
-        min_score=data_args.min_interaction_score,
-        skip_long_pcres=data_args.skip_long_pcres,
-        require_split=require_split,
-    )
+    genes, signals = data_args.read(extractor, require_split)
     description = description or f"genes of {Path(data_args.metadata or data_args.tss_table).name}"
-    signals = open_signals(extractor, data_args.npy_dir, data_args.bigwig, data_args.bigwig_dir)
     return genes, signals, description
 
 

@@ -6,8 +6,22 @@ copy of the h5ad, a TSV or Parquet table. The same command runs on one process o
 `torchrun`): each process takes one contiguous block of the items (`genomic_models.inference.process_block`), the
 main process gathers the results in input order and writes the output, and progress shows on the main process.
 
-    genomic-models-annotate-cells    cell-classification      h5ad -> h5ad (obs, obsm) [+ TSV/Parquet table]
-    genomic-models-embed-cells       cell-feature-extraction  h5ad -> h5ad (obsm["X_polygene"]), Parquet or TSV
-    genomic-models-generate-cells    cell-generation          control labels -> h5ad
-    genomic-models-predict-phenotypes phenotype-prediction    VCF/BCF, PLINK or markers.tsv -> predictions TSV
+    single_cell  genomic-models-annotate-cells       cell-classification              h5ad -> h5ad [+ table]
+                 genomic-models-embed-cells          cell-feature-extraction          h5ad -> h5ad, Parquet or TSV
+                 genomic-models-generate-cells       cell-generation                  labels -> h5ad
+    phenotypes   genomic-models-predict-phenotypes   phenotype-prediction             VCF/PLINK/markers.tsv -> TSV
+    chromatin    genomic-models-chromoformer-predict chromatin-expression-prediction  bigWig/.npy + genes -> table
+    haplotypes   genomic-models-haplotype-predict    haplotype-expression-prediction  phased VCF -> table
+                 genomic-models-embed                haplotype-feature-extraction     phased VCF -> Parquet
+    kinship      genomic-models-seq2king-embed       person-feature-extraction        VCF/PLINK/KING -> table + PNG
+                 genomic-models-seq2king-kinship     kinship-prediction               cohort -> .kin0 or table
+
+A command is `<name>_main(argv)` in `genomic_models/commands/<domain>.py`: `common.parse_arguments` reads
+`common.CheckpointArguments` (model_name_or_path, batch_size, device, trust_remote_code) and the command's own
+dataclasses, `common.start_command(task, checkpoint)` joins the processes (`genomic_models.inference`) and loads the
+pipeline on this process's device, `common.check_output_path` refuses an unwritable output before any work, and the
+main process writes and logs one summary line (returning what it wrote; other processes return None). `python -m
+genomic_models.commands.<domain> [COMMAND] ...` runs the same under `accelerate launch -m` or `torchrun -m`.
+(`genomic-models-generate-cells` is training_scripts/generate_expression.py; `genomic-models-embed` lives with
+the expression workflow in genomic_models/expression_cli.py.)
 """

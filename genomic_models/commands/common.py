@@ -1,18 +1,22 @@
-"""What every prediction command shares: argument parsing, the pipeline on this process's device, table output."""
+"""What every prediction command shares: arguments, the process group and the pipeline on this process's device,
+output checks and table output, and `python -m` dispatch."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
+import torch
 from accelerate import PartialState
 
 from ..errors import GenomicInputError
+from ..inference import inference_device, inference_state
 
-TABLE_SUFFIXES = (".tsv", ".tsv.gz", ".txt", ".csv", ".csv.gz", ".parquet")
+TABLE_SUFFIXES = (".tsv", ".tsv.gz", ".txt", ".txt.gz", ".csv", ".csv.gz", ".parquet")
 
 
 @dataclass
@@ -20,8 +24,13 @@ class CheckpointArguments:
     """The checkpoint and how to run it."""
 
     model_name_or_path: str = field(metadata={"help": "Checkpoint folder or hub id (with its tokenizer)."})
-    batch_size: int = field(default=64, metadata={"help": "Items per forward pass."})
-    device: str = field(default="auto", metadata={"help": "auto (this process's accelerator, else CPU), cpu, cuda:0."})
+    batch_size: int = field(
+        default=64, metadata={"help": "Items per forward pass (cells, individuals, genes, chunks, sequences)."}
+    )
+    device: str = field(
+        default="auto",
+        metadata={"help": "auto (this process's accelerator, else the CPU), cpu, or a torch device such as cuda:0."},
+    )
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Run the checkpoint's own code (only needed without genomic_models)."}
     )
@@ -46,22 +55,40 @@ def setup_logging(state: PartialState) -> None:
     )
 
 
-def load_pipeline(task: str, arguments: CheckpointArguments, state: PartialState):
-    """`pipeline(task, model=...)` on this process's device (accelerate's, so each rank uses its own GPU)."""
+def on_device(pipe, device: torch.device):
+    """Move a pipeline's model to `device`. Under torch.distributed transformers' `Pipeline` keeps the model where it
+    was loaded (the CPU) whatever `device=` says, so without this every rank of a multi-GPU launch would run on the
+    CPU."""
+    if pipe.model.device != device:
+        pipe.model.to(device)
+    pipe.device = device
+    return pipe
+
+
+def load_pipeline(task: str, arguments: CheckpointArguments, state: PartialState, **pipeline_kwargs):
+    """`pipeline(task, model=...)` on this process's device (`inference_device`: each rank its own GPU).
+    `pipeline_kwargs` (a loaded `model=`, `tokenizer=`) replace the ones taken from `arguments`."""
     from transformers import pipeline
 
-    device = state.device if arguments.device == "auto" else arguments.device
-    return pipeline(
-        task,
-        model=arguments.model_name_or_path,
-        device=device,
-        trust_remote_code=arguments.trust_remote_code,
-        batch_size=arguments.batch_size,
-    )
+    device = inference_device(state, arguments.device)
+    options = {
+        "model": arguments.model_name_or_path,
+        "trust_remote_code": arguments.trust_remote_code,
+        "batch_size": arguments.batch_size,
+        **pipeline_kwargs,
+    }
+    return on_device(pipeline(task, device=device, **options), device)
+
+
+def start_command(task: str, arguments: CheckpointArguments):
+    """(process group, pipeline) of a prediction command: `inference_state` first, logging, then the pipeline."""
+    state = inference_state(arguments.device)
+    setup_logging(state)
+    return state, load_pipeline(task, arguments, state)
 
 
 def check_output_path(path: str, suffixes: tuple[str, ...]) -> str:
-    """Refuse an output whose format the command cannot write (before any work is done)."""
+    """Refuse an output whose format the command cannot write (before any work is done); create its folder."""
     if not path.lower().endswith(suffixes):
         raise GenomicInputError(path, f"output format not understood: name it with one of {', '.join(suffixes)}")
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
@@ -69,7 +96,7 @@ def check_output_path(path: str, suffixes: tuple[str, ...]) -> str:
 
 
 def write_table(frame: pd.DataFrame, path: str) -> None:
-    """A table as Parquet (.parquet), CSV (.csv[.gz]) or TSV (anything else), without the index."""
+    """A table as Parquet (.parquet), CSV (.csv[.gz]) or TSV (anything else), without the index, NA for missing."""
     lowered = path.lower()
     if lowered.endswith(".parquet"):
         frame.to_parquet(path, index=False)
@@ -79,12 +106,24 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
         frame.to_csv(path, sep="\t", index=False, na_rep="NA")
 
 
+def run_module(module: str, commands: dict[str, Callable], argv: list[str] | None = None):
+    """`python -m genomic_models.commands.<module> COMMAND ...` (what `accelerate launch -m` and `torchrun -m`
+    run): the first argument names the command."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in commands:
+        raise SystemExit(f"usage: python -m genomic_models.commands.{module} {{{','.join(commands)}}} ...")
+    return commands[argv[0]](argv[1:])
+
+
 __all__ = [
     "CheckpointArguments",
     "TABLE_SUFFIXES",
     "check_output_path",
     "load_pipeline",
+    "on_device",
     "parse_arguments",
+    "run_module",
     "setup_logging",
+    "start_command",
     "write_table",
 ]

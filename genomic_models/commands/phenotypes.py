@@ -16,7 +16,6 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from accelerate import PartialState
 
 from ..data.genotype_tables import (
     genotype_file_samples,
@@ -28,7 +27,7 @@ from ..data.genotype_tables import (
 from ..data.samples import read_sample_list, sample_positions
 from ..errors import GenomicInputError
 from ..inference import gather_in_input_order, process_block, progress
-from .common import CheckpointArguments, check_output_path, load_pipeline, parse_arguments, setup_logging
+from .common import CheckpointArguments, check_output_path, parse_arguments, start_command
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +69,7 @@ def predict_phenotypes_main(argv: list[str] | None = None):
         (CheckpointArguments, GenotypeFileArguments), argv, predict_phenotypes_main.__doc__
     )
     check_output_path(arguments.output_file, (".tsv", ".tsv.gz", ".txt"))
-    state = PartialState(cpu=checkpoint.device == "cpu")
-    setup_logging(state)
-    pipe = load_pipeline("phenotype-prediction", checkpoint, state)
+    state, pipe = start_command("phenotype-prediction", checkpoint)
     block_names = [str(name) for name in (pipe.model.config.block_names or range(pipe.model.config.num_blocks))]
     observed = _observed(arguments, block_names)
 
@@ -104,7 +101,11 @@ def predict_phenotypes_main(argv: list[str] | None = None):
     values = np.concatenate(gathered) if gathered else np.zeros((0, len(block_names)))
     table = write_phenotype_predictions(arguments.output_file, names, values, block_names, observed)
     logger.info(
-        "predicted %d individuals x %d environment(s) into %s", len(names), len(block_names), arguments.output_file
+        "predicted %d individuals x %d environment(s) on %d process(es) into %s",
+        len(names),
+        len(block_names),
+        state.num_processes,
+        arguments.output_file,
     )
     return table
 

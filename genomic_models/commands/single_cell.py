@@ -2,7 +2,7 @@
 
     genomic-models-annotate-cells --model_name_or_path cell_type --input_file new.h5ad --output_file annotated.h5ad
     genomic-models-embed-cells --model_name_or_path pretrained --input_file new.h5ad --output_file embedded.h5ad
-    accelerate launch --multi_gpu --num_processes 2 -m genomic_models.commands.single_cell annotate ... --device cpu
+    accelerate launch --multi_gpu --num_processes 2 -m genomic_models.commands.single_cell annotate ...
 
 The input is read backed, in blocks of `--block_size` cells; each process annotates its contiguous block of cells
 and the main process writes the output: a copy of the input h5ad with the new obs columns and obsm entries (the
@@ -13,12 +13,10 @@ embedding columns.
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from accelerate import PartialState
 
 from ..data.h5ad import H5adShard, parse_phenotype_columns, write_annotated_h5ad
 from ..errors import GenomicInputError
@@ -27,9 +25,9 @@ from .common import (
     TABLE_SUFFIXES,
     CheckpointArguments,
     check_output_path,
-    load_pipeline,
     parse_arguments,
-    setup_logging,
+    run_module,
+    start_command,
     write_table,
 )
 
@@ -80,9 +78,7 @@ class EmbeddingArguments:
 
 def run_over_cells(task: str, cells: CellFileArguments, checkpoint: CheckpointArguments, **call_options) -> list:
     """Each process's block of cells through the pipeline; every block's result on the main process, in order."""
-    state = PartialState(cpu=checkpoint.device == "cpu")
-    setup_logging(state)
-    pipe = load_pipeline(task, checkpoint, state)
+    state, pipe = start_command(task, checkpoint)
     options = {**cells.pipeline_options(), **call_options}
     with H5adShard(cells.input_file, expression=cells.expression, gene_column=cells.gene_column) as shard:
         rows = process_block(shard.n_obs, state)
@@ -98,7 +94,7 @@ def run_over_cells(task: str, cells: CellFileArguments, checkpoint: CheckpointAr
                 raise GenomicInputError(shard.path, f"{shard.expression}: {error}") from None
         names = shard.obs.index.astype(str).tolist()
     gathered = gather_in_input_order(results, state)
-    return None if gathered is None else (gathered, names, pipe)
+    return None if gathered is None else (gathered, names, pipe, state.num_processes)
 
 
 def annotate_cells_main(argv: list[str] | None = None):
@@ -112,7 +108,7 @@ def annotate_cells_main(argv: list[str] | None = None):
     done = run_over_cells("cell-classification", cells, checkpoint)
     if done is None:
         return None
-    results, names, pipe = done
+    results, names, pipe, processes = done
     classes = results[0]["classes"]
     labels = [label for result in results for label in result["labels"]]
     scores = np.concatenate([result["scores"] for result in results]) if results else np.zeros(0)
@@ -136,11 +132,12 @@ def annotate_cells_main(argv: list[str] | None = None):
         write_table(table, annotation.predictions_file)
     counts = table[key].value_counts()
     logger.info(
-        "annotated %d cells of %s with %s (%s); wrote %s",
+        "annotated %d cells of %s with %s (%s) on %d process(es); wrote %s",
         len(names),
         cells.input_file,
         kind,
         ", ".join(f"{label}: {count}" for label, count in counts.items()),
+        processes,
         cells.output_file,
     )
     return table
@@ -155,7 +152,7 @@ def embed_cells_main(argv: list[str] | None = None):
     done = run_over_cells("cell-feature-extraction", cells, checkpoint, pooling=embedding.pooling)
     if done is None:
         return None
-    results, names, _ = done
+    results, names, _, processes = done
     width = results[0].shape[1] if results else 0
     embeddings = np.concatenate(results).astype(np.float32) if results else np.zeros((0, width), np.float32)
     if cells.output_file.lower().endswith(".h5ad"):
@@ -170,17 +167,19 @@ def embed_cells_main(argv: list[str] | None = None):
         columns = [f"{embedding.key_added}_{index}" for index in range(embeddings.shape[1])]
         table = pd.concat([pd.DataFrame({"cell_id": names}), pd.DataFrame(embeddings, columns=columns)], axis=1)
         write_table(table, cells.output_file)
-    logger.info("embedded %d cells (width %d) into %s", len(names), embeddings.shape[1], cells.output_file)
+    logger.info(
+        "embedded %d cells (width %d) on %d process(es) into %s",
+        len(names),
+        embeddings.shape[1],
+        processes,
+        cells.output_file,
+    )
     return embeddings
 
 
 def main(argv: list[str] | None = None):
     """`python -m genomic_models.commands.single_cell annotate|embed ...` (what `accelerate launch -m` runs)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    commands = {"annotate": annotate_cells_main, "embed": embed_cells_main}
-    if not argv or argv[0] not in commands:
-        raise SystemExit(f"usage: python -m genomic_models.commands.single_cell {{{','.join(commands)}}} ...")
-    return commands[argv[0]](argv[1:])
+    return run_module("single_cell", {"annotate": annotate_cells_main, "embed": embed_cells_main}, argv)
 
 
 if __name__ == "__main__":
