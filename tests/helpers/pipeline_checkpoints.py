@@ -1,6 +1,7 @@
-"""Tiny, untrained checkpoints on real data for the pipeline tests: Polygene over pbmc68k_reduced's genes and cell
-types, gperceiver over a thinned marker table of BOLT-LMM's EUR subset. Untrained weights are enough to check that a
-pipeline computes exactly what the model's forward computes on the same inputs."""
+"""Tiny, untrained checkpoints for the pipeline tests: Polygene over pbmc68k_reduced's genes and cell types,
+gperceiver over a thinned marker table of BOLT-LMM's EUR subset, and small Chromoformer, haplotype-dss expression and
+Seq2KING kinship heads for the remote-code round trip. Untrained weights are enough to check that a pipeline computes
+exactly what the model's forward computes on the same inputs, with the package or through remote code."""
 
 from __future__ import annotations
 
@@ -100,6 +101,55 @@ def gperceiver_checkpoint(directory: Path, plink_prefix: Path, step: int = 900, 
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return SimpleNamespace(path=path, model=model, tokenizer=tokenizer, matrix=matrix, thinned=thinned)
+
+
+def chromoformer_checkpoint(directory: Path, seed: int = 0) -> Path:
+    """The zoo's tiny Chromoformer classifier (4-kb windows) with its feature extractor."""
+    from .zoo import build
+
+    tiny = build("chromoformer", seed=seed)
+    path = directory / "chromoformer-clf"
+    tiny.model.save_pretrained(path)
+    tiny.processor.save_pretrained(path)
+    return path
+
+
+def haplotype_expression_checkpoint(directory: Path, seed: int = 0) -> Path:
+    """A haplotype-dss expression head over two genes, with a scaling per gene and random position weights (the
+    untrained "position" pooler starts at zero)."""
+    from genomic_models import HaplotypeDSSConfig, HaplotypeDSSForExpressionRegression, HaplotypeTokenizer
+
+    torch.manual_seed(seed)
+    config = HaplotypeDSSConfig(
+        hidden_size=8, num_hidden_layers=2, state_size=4, num_residual_blocks=1, gene_vocab=["G1", "G2"],
+        max_variants=64, num_labels=1, problem_type="regression",
+    )  # fmt: skip
+    model = HaplotypeDSSForExpressionRegression(config).eval()
+    with torch.no_grad():
+        model.pooler.position_weight.normal_(0, 0.3)
+    model.config.expression_scaling = {"G1": [1.5, 0.5], "G2": [-2.0, 2.0]}
+    path = directory / "haplotype-expression"
+    model.save_pretrained(path)
+    HaplotypeTokenizer(model_max_length=64).save_pretrained(path)
+    return path
+
+
+def seq2king_checkpoint(directory: Path, seed: int = 0) -> Path:
+    """A Seq2KING kinship head over 20 people (P00..P19), sequences of at most 9, with its kinship scale."""
+    from genomic_models import KinshipTokenizer, Seq2KingConfig, Seq2KingForKinshipRegression
+
+    tokenizer = KinshipTokenizer(person_ids=[f"P{index:02d}" for index in range(20)], model_max_length=9)
+    torch.manual_seed(seed)
+    model = Seq2KingForKinshipRegression(
+        Seq2KingConfig(
+            vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id, hidden_size=12,
+            num_attention_heads=2, intermediate_size=20, max_sequence_length=9, kinship_min=-0.3, kinship_max=0.5,
+        )  # fmt: skip
+    ).eval()
+    path = directory / "seq2king-kinship"
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
 
 
 def forward_phenotypes(model, tokenizer, codes: np.ndarray) -> np.ndarray:

@@ -1,10 +1,13 @@
-"""Child process that runs the pipelines a checkpoint carries, the way a colleague without genomic_models does.
+"""Child process that runs the pipelines checkpoints carry, the way a colleague without genomic_models does.
 
-Arguments: the Polygene classifier and masked-LM checkpoints, the gperceiver checkpoint, an .h5ad of cells, a .npz
-of gperceiver inputs (names, markers, codes) and the .npz to write the outputs to.
+Arguments: a JSON file naming the checkpoints and inputs (see tests/test_pipelines.py: polygene_classifier,
+polygene_masked_lm, gperceiver, chromoformer, haplotype, seq2king, cells (.h5ad), genotypes and other_inputs
+(.npz)) and the .npz to write every task's outputs to.
 """
 
+import json
 import sys
+from pathlib import Path
 
 sys.modules["genomic_models"] = None  # the package must not be importable here
 
@@ -14,36 +17,59 @@ import anndata  # noqa: E402
 import numpy as np  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
-classifier, masked_lm, gperceiver, cells_file, genotypes_file, output = sys.argv[1:7]
+spec = json.loads(Path(sys.argv[1]).read_text())
+output = sys.argv[2]
 warnings.simplefilter("ignore")
 
 try:
-    pipeline("cell-classification", model=classifier)
+    pipeline("cell-classification", model=spec["polygene_classifier"])
 except ValueError as error:  # a task the checkpoint carries runs only with trust_remote_code
     assert "trust_remote_code" in str(error), error
 else:
     raise AssertionError("the checkpoint's pipeline ran without trust_remote_code")
 
-annotate = pipeline("cell-classification", model=classifier, trust_remote_code=True)
-embed = pipeline("cell-feature-extraction", model=masked_lm, trust_remote_code=True)
-generate = pipeline("cell-generation", model=masked_lm, trust_remote_code=True)
-predict = pipeline("phenotype-prediction", model=gperceiver, trust_remote_code=True)
-for pipe in (annotate, embed, generate, predict):
+
+def remote(task: str, checkpoint: str):
+    pipe = pipeline(task, model=spec[checkpoint], trust_remote_code=True)
     assert type(pipe).__module__.startswith("transformers_modules"), type(pipe).__module__
     assert type(pipe.model).__module__.startswith("transformers_modules"), type(pipe.model).__module__
+    return pipe
 
-cells = anndata.read_h5ad(cells_file)
+
+annotate = remote("cell-classification", "polygene_classifier")
+embed = remote("cell-feature-extraction", "polygene_masked_lm")
+generate = remote("cell-generation", "polygene_masked_lm")
+predict = remote("phenotype-prediction", "gperceiver")
+cells = anndata.read_h5ad(spec["cells"])
 annotated = annotate(cells.copy(), batch_size=16)
 embedded = embed(cells.copy(), batch_size=16)
 generated = generate({"cell_type": "CD19+ B"}, num_cells=3, steps=2, seed=4)  # a dict: no anndata import here
 try:
-    annotate(cells_file)
+    annotate(spec["cells"])
 except ValueError as error:
     assert "genomic_models package" in str(error), error
 else:
     raise AssertionError("a path was read without the package")
-genotypes = np.load(genotypes_file)
+genotypes = np.load(spec["genotypes"])
 rows = predict({"names": list(genotypes["names"]), "markers": list(genotypes["markers"]), "codes": genotypes["codes"]})
+
+inputs = np.load(spec["other_inputs"])
+chromatin = remote("chromatin-expression-prediction", "chromoformer")
+gene = {"promoter_signal": inputs["promoter"], "pcre_signals": [inputs["pcre"]], "strand": "-"}
+expressed = chromatin({**gene, "interaction_scores": [1.2], "gene_id": "G"})
+haplotype_inputs = [{"gene": gene, "genotypes": str(letters)} for gene, letters in zip(("G1", "G2"), inputs["letters"])]
+expression = remote("haplotype-expression-prediction", "haplotype")(haplotype_inputs, batch_size=2)
+haplotype_embeddings = remote("haplotype-feature-extraction", "haplotype")(haplotype_inputs, method="rolling", stride=3)
+kinship = remote("kinship-prediction", "seq2king")(["P01", "P03", "P07", "P11"])
+cohort = {"person_ids": [str(person) for person in inputs["persons"]], "kinship": inputs["kinship"]}
+persons = remote("person-feature-extraction", "seq2king")(cohort, fit_steps=3, sequences_per_step=4, seed=1)
+try:
+    remote("person-feature-extraction", "seq2king")(spec["other_inputs"])
+except ValueError as error:
+    assert "genomic_models package" in str(error), error
+else:
+    raise AssertionError("a kinship file was read without the package")
+
 np.savez(
     output,
     labels=np.array(annotated.obs["polygene_cell_type"].tolist()),
@@ -51,5 +77,11 @@ np.savez(
     embedding=embedded.obsm["X_polygene"],
     generated_bins=generated["bins"],
     predictions=np.array([row["prediction"] for row in rows]),
+    chromatin_probability=np.array(expressed["probability"]),
+    expression=np.array([result["expression"] for result in expression]),
+    haplotype_embeddings=np.stack([result["embedding"] for result in haplotype_embeddings]),
+    kinship=kinship["kinship"],
+    person_embeddings=persons["embeddings"],
+    in_vocabulary=persons["in_vocabulary"],
 )
-print("remote pipelines ok", type(annotate).__name__, type(predict).__name__)
+print("remote pipelines ok", type(annotate).__name__, type(predict).__name__, type(chromatin).__name__)
