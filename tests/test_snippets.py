@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from genomic_models.pipelines import PIPELINE_TASKS
 from genomic_models.testing.hub_standin import HubStandIn
 
 from .conftest import REPO_ROOT
@@ -130,6 +131,14 @@ def test_every_card_template_snippet_is_rendered_by_some_head(snippet_runs):
             code for (kind, _), blocks in snippet_runs["card_blocks"].items() if kind == model_type for code in blocks
         }
         assert len(rendered) >= len(python_blocks(template)), f"{model_type}.md has snippets no head renders"
+
+
+def test_every_pipeline_task_runs_in_a_readme_snippet_and_in_its_card():
+    for task, entry in PIPELINE_TASKS.items():
+        call = f'pipeline("{task}"'
+        assert any(call in code for code in README_SNIPPETS.values()), f"no README snippet runs {task}"
+        for model_type in entry.model_types:
+            assert call in CARD_TEMPLATES[model_type], f"the {model_type} card does not show {task}"
 
 
 def test_the_publishing_snippet_reached_the_hub(snippet_runs):

@@ -16,9 +16,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ..conftest import REAL_PHASED_VCF
 from .pipeline_checkpoints import gperceiver_checkpoint, polygene_checkpoints
 
 SNIPPET_FIXTURES: dict[str, Callable[[Path], None]] = {}
@@ -82,27 +82,6 @@ def _cells(folder: Path) -> None:
     cells.write_h5ad(folder / "cells.h5ad")
 
 
-def _chromoformer_arrays() -> dict[str, np.ndarray]:
-    """Signals of the shapes the snippets use: 7 marks over a 40 kb promoter window and a 7,932-bp pCRE."""
-    rng = np.random.default_rng(0)
-    return {
-        "chr1:3546667-3586667.npy": rng.gamma(0.5, 2.0, (7, 40000)).astype(np.float32),
-        "chr1:3008934-3016866.npy": rng.gamma(0.5, 2.0, (7, 7932)).astype(np.float32),
-    }
-
-
-@snippet_fixture("npy")
-def _npy(folder: Path) -> None:
-    """The original Chromoformer layout: one {chrom}:{start}-{end}.npy per region."""
-    (folder / "npy").mkdir()
-    for name, array in _chromoformer_arrays().items():
-        np.save(folder / "npy" / name, array)
-
-
-for _name, _array in _chromoformer_arrays().items():
-    snippet_fixture(_name)(lambda folder, name=_name, array=_array: np.save(folder / name, array))
-
-
 def _tiny_chromoformer():
     from genomic_models import ChromoformerConfig, ChromoformerFeatureExtractor, ChromoformerForSequenceClassification
 
@@ -120,12 +99,59 @@ def _tiny_chromoformer():
     return ChromoformerForSequenceClassification(config).eval(), ChromoformerFeatureExtractor()
 
 
-@snippet_fixture("chromoformer-clf-E003")
-def _chromoformer(folder: Path) -> None:
-    """A tiny Chromoformer classifier with the default 40 kb windows and its feature extractor."""
+@snippet_fixture("out")
+def _chromoformer_run(folder: Path) -> None:
+    """What `run_chromoformer.py --simulate --output_dir out` leaves: a (tiny) classifier with its feature extractor,
+    and the synthetic genome (4 genes) under out/data."""
+    from genomic_models.data.simulate_chromatin import simulate_chromatin
+
     model, extractor = _tiny_chromoformer()
-    model.save_pretrained(folder / "chromoformer-clf-E003")
-    extractor.save_pretrained(folder / "chromoformer-clf-E003")
+    model.save_pretrained(folder / "out")
+    extractor.save_pretrained(folder / "out")
+    simulate_chromatin(folder / "out" / "data", n_genes=4, seed=0, write_npy=False)
+
+
+@snippet_fixture("expression_head")
+def _expression_head(folder: Path) -> None:
+    """What run_expression.py leaves: a haplotype-dss expression head (tiny) whose genes are two 40-variant chunks of
+    the real chr20 panel, with their scaling and its chunk_sites.tsv."""
+    from genomic_models import HaplotypeDSSConfig, HaplotypeDSSForExpressionRegression, HaplotypeTokenizer
+    from genomic_models.data import load_haplotype_cohort, place_genes, read_vcf, select_common_snps
+    from genomic_models.data.haplotypes import write_chunk_sites
+
+    region = "20:1000000-1300000"
+    variants = select_common_snps(read_vcf(REAL_PHASED_VCF, region=region)).variants
+    genes = place_genes(variants, 2, seed=0, margin=30_000)
+    cohort = load_haplotype_cohort(REAL_PHASED_VCF, gene_table=genes, region=region, window=30_000, max_variants=40)
+    labels = [chunk.label for chunk in cohort.chunks]
+    torch.manual_seed(0)
+    config = HaplotypeDSSConfig(
+        hidden_size=8, num_hidden_layers=2, state_size=4, num_residual_blocks=1, gene_vocab=labels, max_variants=40,
+        num_labels=1, problem_type="regression",
+    )  # fmt: skip
+    head = HaplotypeDSSForExpressionRegression(config)
+    head.config.expression_scaling = {gene: [2.0, 0.5] for gene in labels}
+    head.save_pretrained(folder / "expression_head")
+    HaplotypeTokenizer(model_max_length=40).save_pretrained(folder / "expression_head")
+    write_chunk_sites(cohort.sites(), folder / "expression_head")
+
+
+@snippet_fixture("s2k")
+def _seq2king(folder: Path) -> None:
+    """What genomic-models-run-seq2king leaves: a (tiny) kinship head over 30 people, with its tokenizer."""
+    from genomic_models import KinshipTokenizer, Seq2KingConfig, Seq2KingForKinshipRegression
+
+    tokenizer = KinshipTokenizer(person_ids=[f"P{index:03d}" for index in range(30)], model_max_length=12)
+    torch.manual_seed(0)
+    model = Seq2KingForKinshipRegression(
+        Seq2KingConfig(
+            vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id, hidden_size=12,
+            num_attention_heads=2, intermediate_size=16, num_encoder_layers=1, num_decoder_layers=1,
+            max_sequence_length=12, kinship_min=-0.3, kinship_max=0.5,
+        )  # fmt: skip
+    )
+    model.save_pretrained(folder / "s2k")
+    tokenizer.save_pretrained(folder / "s2k")
 
 
 @snippet_fixture("finetuned")
