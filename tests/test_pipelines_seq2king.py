@@ -111,6 +111,8 @@ def test_embeddings_of_the_training_cohort_are_the_model_s(checkpoint):
     np.testing.assert_allclose(decoder, expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="not in the model's cohort"):
         pipe(["NOBODY", persons[0]])
+    with pytest.raises(TypeError, match="unexpected arguments"):
+        pipe(persons, fit_step=3)  # a misspelt option is an error, never silently ignored
 
 
 def test_new_people_are_fitted_to_their_kinship_and_read_by_the_forward(checkpoint, chr20_king):

@@ -34,8 +34,7 @@ from genomic_models.data.genotype_tables import (
     PhenotypeTable,
     assign_folds,
     check_phenotype_names,
-    read_phenotypes,
-    read_wide_phenotypes,
+    read_phenotype_file,
     write_phenotype_predictions,
 )
 from genomic_models.metrics.phenotype import phenotype_metrics
@@ -123,11 +122,7 @@ def load_phenotypes(data_args: PhenotypeDataArguments, genotype_names: list[str]
     """The phenotype table, or None without --phenotypes_file (prediction only)."""
     if not data_args.phenotypes_file:
         return None
-    if data_args.response_columns:
-        columns = [column.strip() for column in data_args.response_columns.split(",") if column.strip()]
-        phenotypes = read_wide_phenotypes(data_args.phenotypes_file, columns, sample_column=data_args.sample_column)
-    else:
-        phenotypes = read_phenotypes(data_args.phenotypes_file)
+    phenotypes = read_phenotype_file(data_args.phenotypes_file, data_args.response_columns, data_args.sample_column)
     check_phenotype_names(phenotypes, genotype_names)
     if data_args.n_folds:
         phenotypes = assign_folds(phenotypes, data_args.n_folds, data_args.fold_seed)

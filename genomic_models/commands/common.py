@@ -40,11 +40,9 @@ def parse_arguments(dataclasses: tuple, argv: list[str] | None, description: str
     """The command's dataclasses from its command line, or from one JSON file argument."""
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(dataclasses, description=description)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
-    return parser.parse_args_into_dataclasses(args=argv)
+    from ..training import parse_script_arguments
+
+    return parse_script_arguments(HfArgumentParser(dataclasses, description=description), argv)
 
 
 def setup_logging(state: PartialState) -> None:

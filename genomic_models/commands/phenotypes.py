@@ -20,8 +20,7 @@ import numpy as np
 from ..data.genotype_tables import (
     genotype_file_samples,
     read_genotypes_for_prediction,
-    read_phenotypes,
-    read_wide_phenotypes,
+    read_phenotype_file,
     write_phenotype_predictions,
 )
 from ..data.samples import read_sample_list, sample_positions
@@ -50,11 +49,7 @@ class GenotypeFileArguments:
 def _observed(arguments: GenotypeFileArguments, block_names: list[str]):
     if not arguments.phenotypes_file:
         return None
-    if arguments.response_columns:
-        columns = [column.strip() for column in arguments.response_columns.split(",") if column.strip()]
-        table = read_wide_phenotypes(arguments.phenotypes_file, columns, sample_column=arguments.sample_column)
-    else:
-        table = read_phenotypes(arguments.phenotypes_file)
+    table = read_phenotype_file(arguments.phenotypes_file, arguments.response_columns, arguments.sample_column)
     if table.num_blocks > len(block_names):
         raise GenomicInputError(
             arguments.phenotypes_file,

@@ -162,6 +162,30 @@ def tokenizer_from_marker_table(
 
 # ------------------------------------------------------------------------------------------------------------------
 # markers.tsv
+def _read_markers_file(source: str) -> pd.DataFrame:
+    """markers.tsv as read: its first column must be `name` (the individuals)."""
+    table = _read_table(source, dtype={"name": str})
+    if table.columns[0] != "name":
+        raise GenomicInputError(source, f"the first column must be 'name', got {table.columns[0]!r}", record="header")
+    return table
+
+
+def _integer_codes(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The marker columns of a markers.tsv table as numbers (NaN where missing); a value that is not an integer is an
+    error naming its row and column."""
+    values = table.iloc[:, 1:]
+    numeric = values.apply(pd.to_numeric, errors="coerce")
+    not_integer = (numeric.isna() & values.notna()) | (numeric.notna() & (numeric % 1 != 0))
+    if not_integer.to_numpy().any():
+        row, column = np.argwhere(not_integer.to_numpy())[0]
+        raise GenomicInputError(
+            source,
+            f"value {values.iat[row, column]!r} is not an integer genotype code",
+            record=f"row {table['name'].iloc[row]}, column {table.columns[column + 1]}",
+        )
+    return numeric
+
+
 def read_marker_codes(path: str | os.PathLike, tokenizer: GenotypeTokenizer) -> GenotypeCodes:
     """markers.tsv (name, then one integer column per marker) -> codes in the tokenizer's marker order.
 
@@ -170,9 +194,7 @@ def read_marker_codes(path: str | os.PathLike, tokenizer: GenotypeTokenizer) -> 
     decoder of the tokenizer's ploidy and allele count).
     """
     source = os.fspath(path)
-    table = _read_table(source, dtype={"name": str})
-    if table.columns[0] != "name":
-        raise GenomicInputError(source, f"the first column must be 'name', got {table.columns[0]!r}", record="header")
+    table = _read_markers_file(source)
     names = table["name"].astype(str).tolist()
     markers = [str(column) for column in table.columns[1:]]
     unknown = [marker for marker in markers if marker not in tokenizer._marker_index]
@@ -187,16 +209,7 @@ def read_marker_codes(path: str | os.PathLike, tokenizer: GenotypeTokenizer) -> 
         raise GenomicInputError(
             source, f"{len(absent)} marker(s) of the chromosome table have no column, e.g. {absent[:5]}"
         )
-    values = table.iloc[:, 1:]
-    numeric = values.apply(pd.to_numeric, errors="coerce")
-    not_integer = (numeric.isna() & values.notna()) | (numeric.notna() & (numeric % 1 != 0))
-    if not_integer.to_numpy().any():
-        row, column = np.argwhere(not_integer.to_numpy())[0]
-        raise GenomicInputError(
-            source,
-            f"value {values.iat[row, column]!r} is not an integer genotype code",
-            record=f"row {names[row]}, column {markers[column]}",
-        )
+    numeric = _integer_codes(table, source)
     codes = numeric.fillna(0).to_numpy(dtype=np.int64)
     vocab = num_genotype_codes(tokenizer.ploidy, tokenizer.num_alleles)
     bad = (codes < 0) | (codes >= vocab)
@@ -312,6 +325,17 @@ def read_phenotypes(path: str | os.PathLike, genotype_names: Sequence[str] | Non
     if genotype_names is not None:
         check_phenotype_names(table_out, genotype_names)
     return table_out
+
+
+def read_phenotype_file(
+    path: str | os.PathLike, response_columns: str | None = None, sample_column: str = "IID"
+) -> PhenotypeTable:
+    """gperceiver's phenos.tsv, or with `response_columns` ("PHENO,PHENO2": one block each) a wide table with one row
+    per individual in `sample_column` (what the commands' --phenotypes_file / --response_columns read)."""
+    if response_columns:
+        columns = [column.strip() for column in response_columns.split(",") if column.strip()]
+        return read_wide_phenotypes(path, columns, sample_column=sample_column)
+    return read_phenotypes(path)
 
 
 def read_wide_phenotypes(
@@ -457,10 +481,7 @@ def genotype_file_samples(path: str | os.PathLike) -> list[str]:
         if not os.path.exists(fam):
             raise GenomicInputError(fam, "no such file (a PLINK fileset needs .bed, .bim and .fam)")
         return pd.read_csv(fam, sep=r"\s+", header=None, dtype=str, usecols=[1])[1].tolist()
-    table = _read_table(source, dtype={"name": str})
-    if table.columns[0] != "name":
-        raise GenomicInputError(source, f"the first column must be 'name', got {table.columns[0]!r}", record="header")
-    return table["name"].astype(str).tolist()
+    return _read_markers_file(source)["name"].astype(str).tolist()
 
 
 def read_genotypes_for_prediction(path: str | os.PathLike, samples: Sequence[str] | None = None):
@@ -480,18 +501,8 @@ def read_genotypes_for_prediction(path: str | os.PathLike, samples: Sequence[str
         return read_vcf(source, samples=samples)
     if kind == "plink":
         return read_plink(source, samples=samples)
-    table = _read_table(source, dtype={"name": str})
-    if table.columns[0] != "name":
-        raise GenomicInputError(source, f"the first column must be 'name', got {table.columns[0]!r}", record="header")
-    values = table.iloc[:, 1:].apply(pd.to_numeric, errors="coerce")
-    bad = (values.isna() & table.iloc[:, 1:].notna()) | (values.notna() & (values % 1 != 0))
-    if bad.to_numpy().any():
-        row, column = np.argwhere(bad.to_numpy())[0]
-        raise GenomicInputError(
-            source,
-            f"value {table.iat[row, column + 1]!r} is not an integer genotype code",
-            record=f"row {table['name'].iloc[row]}, column {table.columns[column + 1]}",
-        )
+    table = _read_markers_file(source)
+    table = pd.concat([table[["name"]], _integer_codes(table, source)], axis=1)
     duplicated = table["name"][table["name"].duplicated()].tolist()
     if duplicated:
         raise GenomicInputError(source, f"individual(s) {duplicated[:5]} appear more than once", record="column name")
@@ -568,6 +579,7 @@ __all__ = [
     "genotype_codes_from_matrix",
     "read_marker_codes",
     "read_marker_table",
+    "read_phenotype_file",
     "read_phenotypes",
     "read_wide_phenotypes",
     "tokenizer_from_genotype_matrix",

@@ -90,6 +90,16 @@ class GenomicPipeline(Pipeline):
             f"{type(self.model).__name__} would be randomly initialised{self.architecture_hint}"
         )
 
+    def _sanitize_parameters(self, **kwargs):
+        return self.split_parameters(**kwargs)
+
+    def split_parameters(self, **kwargs) -> tuple[dict, dict, dict]:
+        """The call's keyword arguments for the preprocess, forward and postprocess steps (transformers'
+        `_sanitize_parameters`); subclasses take theirs and pass the rest here: unknown keywords are an error."""
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
+        return {}, {}, {}
+
     def read_input(self, inputs):
         """A path through `file_reader` (the package's readers); anything else as given."""
         if isinstance(inputs, (str, os.PathLike)):
@@ -123,13 +133,6 @@ class BatchedPipeline(GenomicPipeline, ChunkPipeline):
         if items_per_batch is not None:
             preprocess["items_per_batch"] = items_per_batch
         return preprocess, forward, postprocess
-
-    def split_parameters(self, **kwargs) -> tuple[dict, dict, dict]:
-        """The call's keyword arguments for `prepare`, `forward_batch` and `finish` (transformers'
-        `_sanitize_parameters`); unknown keywords are an error."""
-        if kwargs:
-            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
-        return {}, {}, {}
 
     def preprocess(self, inputs, items_per_batch: int | None = None, **params) -> Iterator[dict]:
         prepared = self.prepare(self.read_input(inputs), **params)
@@ -168,6 +171,11 @@ class BatchedPipeline(GenomicPipeline, ChunkPipeline):
         raise NotImplementedError
 
 
+def given(**options) -> dict:
+    """The options a caller gave (those not None), for `split_parameters`."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
     """CPU numpy copy; reduced-precision floats (bf16 has no numpy type) become float32."""
     if tensor.is_floating_point() and tensor.dtype not in (torch.float32, torch.float64):
@@ -175,4 +183,4 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.numpy()
 
 
-__all__ = ["BatchedPipeline", "GenomicPipeline", "ItemBatches"]
+__all__ = ["BatchedPipeline", "GenomicPipeline", "ItemBatches", "given"]

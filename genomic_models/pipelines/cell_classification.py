@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from .batched_pipeline import BatchedPipeline
+from .batched_pipeline import BatchedPipeline, given
 from .cell_inputs import CELL_INPUTS, CellBatches, cell_batches
 
 EMBEDDING_KEY = "X_polygene"
@@ -70,20 +70,15 @@ class CellClassificationPipeline(BatchedPipeline):
         **kwargs,
     ):
         super().split_parameters(**kwargs)
-        preprocess = {
-            name: value
-            for name, value in (
-                ("expression", expression),
-                ("gene_column", gene_column),
-                ("normalize", normalize),
-                ("missing_genes", missing_genes),
-                ("phenotype_columns", phenotype_columns),
-                ("phenotype", phenotype),
-            )
-            if value is not None
-        }
-        postprocess = {name: value for name, value in (("key_added", key_added), ("copy", copy)) if value is not None}
-        return preprocess, ({"phenotype": phenotype} if phenotype is not None else {}), postprocess
+        preprocess = given(
+            expression=expression,
+            gene_column=gene_column,
+            normalize=normalize,
+            missing_genes=missing_genes,
+            phenotype_columns=phenotype_columns,
+            phenotype=phenotype,
+        )
+        return preprocess, given(phenotype=phenotype), given(key_added=key_added, copy=copy)
 
     @property
     def is_classifier(self) -> bool:

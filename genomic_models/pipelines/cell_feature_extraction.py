@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from .batched_pipeline import BatchedPipeline
+from .batched_pipeline import BatchedPipeline, given
 from .cell_inputs import CELL_INPUTS, CellBatches, cell_batches
 
 POOLINGS = ("cls", "mean")
@@ -57,23 +57,18 @@ class CellFeatureExtractionPipeline(BatchedPipeline):
         **kwargs,
     ):
         super().split_parameters(**kwargs)
-        preprocess = {
-            name: value
-            for name, value in (
-                ("expression", expression),
-                ("gene_column", gene_column),
-                ("normalize", normalize),
-                ("missing_genes", missing_genes),
-                ("phenotype_columns", phenotype_columns),
-                ("hide_phenotypes", hide_phenotypes),
-            )
-            if value is not None
-        }
+        preprocess = given(
+            expression=expression,
+            gene_column=gene_column,
+            normalize=normalize,
+            missing_genes=missing_genes,
+            phenotype_columns=phenotype_columns,
+            hide_phenotypes=hide_phenotypes,
+        )
         if pooling is not None and pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        forward = {"pooling": pooling} if pooling is not None else {}
-        postprocess = {name: value for name, value in (("key_added", key_added), ("copy", copy)) if value is not None}
-        postprocess.update(forward)
+        forward = given(pooling=pooling)
+        postprocess = {**given(key_added=key_added, copy=copy), **forward}
         return preprocess, forward, postprocess
 
     def prepare(self, cells, **options) -> CellBatches:

@@ -25,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from .batched_pipeline import BatchedPipeline, ItemBatches
+from .batched_pipeline import BatchedPipeline, ItemBatches, given
 
 CONDITION_INPUTS = (
     "a dict {phenotype type: one label, or one label per cell} (e.g. {'cell_type': 'B cell'}), a DataFrame with "
@@ -90,21 +90,8 @@ class CellGenerationPipeline(BatchedPipeline):
         super().split_parameters(**kwargs)
         if schedule is not None and schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-        preprocess = {
-            name: value
-            for name, value in (("num_cells", num_cells), ("seed", seed), ("first_cell", first_cell))
-            if value is not None
-        }
-        forward = {
-            name: value
-            for name, value in (
-                ("steps", steps),
-                ("temperature", temperature),
-                ("top_k", top_k),
-                ("schedule", schedule),
-            )
-            if value is not None
-        }
+        preprocess = given(num_cells=num_cells, seed=seed, first_cell=first_cell)
+        forward = given(steps=steps, temperature=temperature, top_k=top_k, schedule=schedule)
         return preprocess, forward, dict(forward)
 
     def __call__(self, conditions=None, *args, **kwargs):

@@ -27,16 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from .batched_pipeline import GenomicPipeline
-
-MODEL_INPUTS = (
-    "promoter_features",
-    "pcre_features",
-    "interaction_frequencies",
-    "promoter_attention_mask",
-    "pcre_attention_mask",
-    "pcre_mask",
-)
+from .batched_pipeline import GenomicPipeline, given
 
 
 class ChromatinExpressionPredictionPipeline(GenomicPipeline):
@@ -47,11 +38,9 @@ class ChromatinExpressionPredictionPipeline(GenomicPipeline):
     _load_feature_extractor = True
     accepted_architectures = ("ChromoformerForSequenceClassification",)
 
-    def _sanitize_parameters(self, return_logits=None, **kwargs):
-        postprocess = {}
-        if return_logits is not None:
-            postprocess["return_logits"] = return_logits
-        return {}, {}, postprocess
+    def split_parameters(self, return_logits=None, **kwargs):
+        super().split_parameters(**kwargs)
+        return {}, {}, given(return_logits=return_logits)
 
     def preprocess(self, inputs) -> dict:
         if not isinstance(inputs, Mapping):
@@ -65,7 +54,8 @@ class ChromatinExpressionPredictionPipeline(GenomicPipeline):
             count = len(encoded["promoter_features"])
             names = inputs.get("gene_id", [None] * count)
         elif "promoter_features" in inputs:
-            encoded = {key: np.asarray(_numpy(inputs[key])) for key in MODEL_INPUTS if inputs.get(key) is not None}
+            wanted = self.feature_extractor.model_input_names
+            encoded = {key: np.asarray(_numpy(inputs[key])) for key in wanted if inputs.get(key) is not None}
             if encoded["promoter_features"].ndim == 2:  # one gene without a batch axis
                 encoded = {key: value[None] for key, value in encoded.items()}
             count = len(encoded["promoter_features"])

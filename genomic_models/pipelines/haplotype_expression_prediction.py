@@ -18,7 +18,7 @@ and flat siblings only).
 
 import numpy as np
 
-from .batched_pipeline import GenomicPipeline
+from .batched_pipeline import GenomicPipeline, given
 from .haplotype_feature_extraction import encode_person, first_value
 
 
@@ -27,8 +27,9 @@ class HaplotypeExpressionPredictionPipeline(GenomicPipeline):
 
     accepted_architectures = ("HaplotypeDSSForExpressionRegression",)
 
-    def _sanitize_parameters(self, gene=None, **kwargs):
-        return ({"gene": gene} if gene is not None else {}), {}, {}
+    def split_parameters(self, gene=None, **kwargs):
+        super().split_parameters(**kwargs)
+        return given(gene=gene), {}, {}
 
     def preprocess(self, inputs, gene: str | None = None) -> dict:
         return encode_person(self.tokenizer, self.model.config, inputs, gene)

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .batched_pipeline import GenomicPipeline
+from .batched_pipeline import GenomicPipeline, given
 
 EMBEDDING_METHODS = ("plain", "rolling")
 COMBINATIONS = ("mean", "sum", "concat", "none")
@@ -261,22 +261,14 @@ class HaplotypeFeatureExtractionPipeline(GenomicPipeline):
     From a checkpoint path the base model is loaded (any head's checkpoint serves); pass a loaded
     `HaplotypeDSSForMaskedLM` as `model=` to get pseudo-log-likelihoods with rolling masks as well."""
 
-    def _sanitize_parameters(
+    def split_parameters(
         self, gene=None, method=None, stride=None, layer=None, combine=None, micro_batch_size=None, **kwargs
     ):
-        preprocess, forward, postprocess = {}, {}, {}
-        if gene is not None:
-            preprocess["gene"] = gene
-        for name, value in (("method", method), ("stride", stride), ("layer", layer)):
-            if value is not None:
-                forward[name] = value
-        if micro_batch_size is not None:
-            forward["micro_batch_size"] = micro_batch_size
-        if combine is not None:
-            if combine not in COMBINATIONS:
-                raise ValueError(f"combine must be one of {COMBINATIONS}, got {combine!r}")
-            postprocess["combine"] = combine
-        return preprocess, forward, postprocess
+        super().split_parameters(**kwargs)
+        if combine is not None and combine not in COMBINATIONS:
+            raise ValueError(f"combine must be one of {COMBINATIONS}, got {combine!r}")
+        forward = given(method=method, stride=stride, layer=layer, micro_batch_size=micro_batch_size)
+        return given(gene=gene), forward, given(combine=combine)
 
     def preprocess(self, inputs, gene: str | None = None) -> dict:
         return encode_person(self.tokenizer, self.model.config, inputs, gene)

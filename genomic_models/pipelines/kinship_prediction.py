@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from .batched_pipeline import GenomicPipeline
+from .batched_pipeline import GenomicPipeline, given
 
 
 def covering_sequences(count: int, max_length: int) -> list[np.ndarray]:
@@ -56,9 +56,9 @@ class KinshipPredictionPipeline(GenomicPipeline):
         result); a list of such lists, or of strings of separated ids, is a batch (a list of results)."""
         return super().__call__(as_one_sequence(inputs), **kwargs)
 
-    def _sanitize_parameters(self, micro_batch_size=None, **kwargs):
-        forward = {"micro_batch_size": micro_batch_size} if micro_batch_size is not None else {}
-        return {}, forward, {}
+    def split_parameters(self, micro_batch_size=None, **kwargs):
+        super().split_parameters(**kwargs)
+        return {}, given(micro_batch_size=micro_batch_size), {}
 
     def preprocess(self, inputs) -> dict:
         if isinstance(inputs, Mapping) and "input_ids" in inputs:

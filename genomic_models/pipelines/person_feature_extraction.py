@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from .batched_pipeline import GenomicPipeline
+from .batched_pipeline import GenomicPipeline, given
 from .kinship_prediction import as_one_sequence
 
 KINDS = ("input", "encoder", "decoder")
@@ -55,7 +55,7 @@ class PersonFeatureExtractionPipeline(GenomicPipeline):
         result); a list of such lists is a batch (a list of results)."""
         return super().__call__(as_one_sequence(inputs), **kwargs)
 
-    def _sanitize_parameters(
+    def split_parameters(
         self,
         kind=None,
         fit_steps=None,
@@ -68,23 +68,20 @@ class PersonFeatureExtractionPipeline(GenomicPipeline):
         progress_bar=None,
         **kwargs,
     ):
-        forward = {
-            name: value
-            for name, value in (
-                ("kind", kind),
-                ("fit_steps", fit_steps),
-                ("learning_rate", learning_rate),
-                ("sequences_per_step", sequences_per_step),
-                ("context_sequences", context_sequences),
-                ("micro_batch_size", micro_batch_size),
-                ("seed", seed),
-                ("distributed", distributed),
-                ("progress_bar", progress_bar),
-            )
-            if value is not None
-        }
-        if forward.get("kind", "input") not in KINDS:
+        super().split_parameters(**kwargs)
+        if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        forward = given(
+            kind=kind,
+            fit_steps=fit_steps,
+            learning_rate=learning_rate,
+            sequences_per_step=sequences_per_step,
+            context_sequences=context_sequences,
+            micro_batch_size=micro_batch_size,
+            seed=seed,
+            distributed=distributed,
+            progress_bar=progress_bar,
+        )
         return {}, forward, {}
 
     def preprocess(self, inputs) -> dict:
