@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
-from transformers import AutoModelForMaskedLM
+from transformers import AutoModelForMaskedLM, pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -49,7 +49,6 @@ from genomic_models.recipes.polygene import (  # noqa: E402
 )
 from genomic_models.tokenization.tokenization_gene_bin import GeneBinTokenizer, original_bin_edges  # noqa: E402
 from genomic_models.training_scripts import evaluate_masked_expression, run_mlm, run_phenotype_classification  # noqa: E402
-from genomic_models.training_scripts.generate_expression import generate_cells  # noqa: E402
 
 TRAINER = ["--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--dataloader_num_workers", "0"]
 
@@ -237,11 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     overall = values[binned].mean(axis=0)
     real = {label: values[binned[labels == label]].mean(axis=0) - overall for label in commonest}
     correlations = np.zeros((len(commonest), len(commonest)))
+    generate = pipeline("cell-generation", model=model, tokenizer=tokenizer)
     for row, label in enumerate(commonest):
-        ids = generate_cells(
-            model, tokenizer, {"cell_type": [label] * args.generated_cells}, args.generated_cells, seed=args.seed
-        )
-        generated = tokenizer.decode_cells(ids).expression.mean(axis=0) - overall
+        cells = generate({"cell_type": label}, num_cells=args.generated_cells, seed=args.seed)
+        generated = np.asarray(cells.X).mean(axis=0) - overall
         for column, other in enumerate(commonest):
             correlations[row, column] = np.corrcoef(generated, real[other])[0, 1]
     timings["generation"] = time.perf_counter() - start

@@ -1,13 +1,13 @@
 """genomic_models: published genomic deep-learning systems as transformers models.
 
-Importing the package registers every architecture's config, models and tokenizer with the Auto classes.
+Importing the package registers every architecture's config, models and tokenizer with the Auto classes, and every
+pipeline task (genomic_models.pipelines) with transformers' PIPELINE_REGISTRY.
 """
 
 from genomic_models.tokenization import GeneBinTokenizer, GenotypeTokenizer, HaplotypeTokenizer, KinshipTokenizer
 
 from .cards import CardSpec, ModelCardContext, build_model_card, write_model_card
 from .errors import GenomicInputError
-from .hub import push_to_hub_with_card
 from .models.chromoformer import (
     ChromoformerConfig,
     ChromoformerFeatureExtractor,
@@ -45,7 +45,7 @@ from .models.seq2king import (
     Seq2KingPreTrainedModel,
 )
 from .pipelines import PIPELINE_TASKS, register_pipeline_task
-from .registry import ARCHITECTURES, register_architecture, report_unreadable_weights
+from .registry import ARCHITECTURES, register_architecture
 
 __version__ = "0.1.0"
 
@@ -185,7 +185,13 @@ register_architecture(
 
 register_architecture(
     Seq2KingConfig,
-    {"AutoModel": Seq2KingModel, "AutoModelForTokenClassification": Seq2KingForPopulationClassification},
+    {
+        "AutoModel": Seq2KingModel,
+        # Seq2KING learns by reproducing KING kinship: the kinship head is its pretraining head (as BertForPreTraining
+        # is BERT's), and an Auto class of transformers lets its pipelines travel with its checkpoints.
+        "AutoModelForPreTraining": Seq2KingForKinshipRegression,
+        "AutoModelForTokenClassification": Seq2KingForPopulationClassification,
+    },
     tokenizer_class=KinshipTokenizer,
     card=CardSpec(
         template="seq2king.md",
@@ -211,13 +217,6 @@ register_architecture(
         },
     ),
 )
-# No transformers Auto class fits a per-pair kinship head: its checkpoints still carry remote code, under an
-# auto_map key of their own (load with Seq2KingForKinshipRegression, or get_class_from_dynamic_module without the
-# package).
-Seq2KingForKinshipRegression._auto_class = "AutoModelForKinshipRegression"
-Seq2KingForKinshipRegression.model_card_writer = write_model_card
-Seq2KingForKinshipRegression.push_to_hub = push_to_hub_with_card
-report_unreadable_weights(Seq2KingForKinshipRegression)
 
 
 def _chromoformer_task(config) -> tuple[str, str, str]:

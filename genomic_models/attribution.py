@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from .errors import GenomicInputError
+from .inference import progress
 
 HaplotypePredictor = Callable[[np.ndarray], np.ndarray]
 REFERENCE, ALTERNATIVE = 0, 1
@@ -82,7 +83,11 @@ def embedding_regressor_predictor(embedder, regressor, gene: str, combine: str =
 
 
 def in_silico_mutagenesis(
-    predict: HaplotypePredictor, pairs: np.ndarray, positions: Sequence[int] | None = None, block: int = 16
+    predict: HaplotypePredictor,
+    pairs: np.ndarray,
+    positions: Sequence[int] | None = None,
+    block: int = 16,
+    description: str | None = None,
 ) -> np.ndarray:
     """Per person and SNP, the predicted effect of one ALT allele: (n, L), NaN where both alleles are N.
 
@@ -91,13 +96,17 @@ def in_silico_mutagenesis(
         pairs: (n, 2, L) letter ids (R=0, A=1, N=2) of both haplotypes of each person.
         positions: SNPs to mutate (default all); the others are NaN.
         block: SNPs mutated per call of `predict` (each call scores n * 2 * block sequences).
+        description: Show a progress bar (on stderr, main process) with this label.
     """
     pairs = np.asarray(pairs, dtype=np.int64)
     n, copies, length = pairs.shape
     positions = np.arange(length) if positions is None else np.asarray(positions)
     base = predict(pairs)
     effects = np.full((n, length), np.nan)
-    for start in range(0, len(positions), block):
+    starts = range(0, len(positions), block)
+    if description is not None:
+        starts = progress(starts, total=len(starts), description=description, unit="block")
+    for start in starts:
         chosen = positions[start : start + block]
         # (n, copies, |chosen|, 2, L): for every person, haplotype and SNP, the pair with that one allele flipped.
         mutants = np.broadcast_to(pairs[:, None, None], (n, copies, len(chosen), copies, length)).copy()
@@ -114,10 +123,13 @@ def in_silico_mutagenesis(
     return effects
 
 
-def integrated_gradients(model, pairs: np.ndarray, gene: str, steps: int = 32, batch_size: int = 16) -> np.ndarray:
+def integrated_gradients(
+    model, pairs: np.ndarray, gene: str, steps: int = 32, batch_size: int = 16, description: str | None = None
+) -> np.ndarray:
     """(n, 2, L) IG attributions of a `HaplotypeDSSForExpressionRegression`'s prediction for `gene` (see module doc).
 
-    The attributions of a person sum to f(pairs) - f(all masked), up to the midpoint rule's error.
+    The attributions of a person sum to f(pairs) - f(all masked), up to the midpoint rule's error. `description`
+    shows a progress bar over the people's batches.
     """
     model.eval()
     config = model.config
@@ -133,8 +145,11 @@ def integrated_gradients(model, pairs: np.ndarray, gene: str, steps: int = 32, b
 
     handle = stem.register_forward_pre_hook(swap_input)
     attributions = []
+    starts = range(0, len(pairs), batch_size)
+    if description is not None:
+        starts = progress(starts, total=len(starts), description=description, unit="batch")
     try:
-        for start in range(0, len(pairs), batch_size):
+        for start in starts:
             ids = torch.from_numpy(np.asarray(pairs[start : start + batch_size], dtype=np.int64)).to(device)
             batch, copies, length = ids.shape
             classes = config.num_allele_classes

@@ -39,6 +39,13 @@ ENTRY_POINTS = {
     "genomic-models-convert-chromoformer": (
         "genomic_models.models.chromoformer.convert_chromoformer_original_checkpoint:main"
     ),
+    "genomic-models-annotate-cells": "genomic_models.commands.single_cell:annotate_cells_main",
+    "genomic-models-embed-cells": "genomic_models.commands.single_cell:embed_cells_main",
+    "genomic-models-predict-phenotypes": "genomic_models.commands.phenotypes:predict_phenotypes_main",
+    "genomic-models-chromoformer-predict": "genomic_models.commands.chromatin:chromoformer_predict_main",
+    "genomic-models-haplotype-predict": "genomic_models.commands.haplotypes:haplotype_predict_main",
+    "genomic-models-seq2king-embed": "genomic_models.commands.kinship:seq2king_embed_main",
+    "genomic-models-seq2king-kinship": "genomic_models.commands.kinship:seq2king_kinship_main",
 }
 
 

@@ -28,9 +28,13 @@ import pandas as pd
 import torch
 
 from .errors import GenomicInputError
+from .pipelines.haplotype_feature_extraction import (
+    COMBINATIONS,
+    EMBEDDING_METHODS,
+    HaplotypeEncoder,
+    combine_haplotypes,
+)
 
-EMBEDDING_METHODS = ("plain", "rolling")
-COMBINATIONS = ("mean", "sum", "concat", "none")
 _PARQUET_METADATA_KEY = b"genomic_models.embeddings"
 
 
@@ -158,15 +162,15 @@ class EmbeddingTable:
 
 def _combine(vectors: np.ndarray, combine: str) -> np.ndarray:
     """(n, 2, d) -> (n, d) or (n, 2d)."""
-    if combine == "mean":
-        return vectors.mean(axis=1)
-    if combine == "sum":
-        return vectors.sum(axis=1)
-    return vectors.reshape(len(vectors), -1)
+    return combine_haplotypes(vectors, combine)
 
 
-class HaplotypeEmbedder:
+class HaplotypeEmbedder(HaplotypeEncoder):
     """Embeds haplotypes with a haplotype-dss model (base, masked-LM or expression checkpoint).
+
+    The numeric core (plain and rolling passes, pseudo-log-likelihoods) is the `haplotype-feature-extraction`
+    pipeline's (`genomic_models.pipelines.haplotype_feature_extraction.HaplotypeEncoder`); this class adds cohort
+    tables (`embed_dataset`) and errors that name the model's gene vocabulary.
 
     Args:
         model: A `HaplotypeDSSModel` or any head whose `base_model` is one; a masked-LM head adds pseudo-log-
@@ -179,38 +183,8 @@ class HaplotypeEmbedder:
         batch_size: Sequences per forward pass (rolling copies count as sequences).
     """
 
-    def __init__(
-        self,
-        model,
-        tokenizer,
-        method: str = "plain",
-        stride: int = 50,
-        layer: int | None = None,
-        batch_size: int = 64,
-    ):
-        if method not in EMBEDDING_METHODS:
-            raise ValueError(f"method must be one of {EMBEDDING_METHODS}, got {method!r}")
-        if stride < 1 or batch_size < 1:
-            raise ValueError(f"stride and batch_size must be positive, got {stride} and {batch_size}")
-        self.model = model.eval()
-        self.base = model.base_model
-        head = getattr(model, "head", None)
-        self.head = head if isinstance(head, torch.nn.Conv1d) else None
-        self.tokenizer = tokenizer
-        self.method, self.stride, self.layer, self.batch_size = method, stride, layer, batch_size
-        config = self.base.config
-        self.gene_index = {gene: index for index, gene in enumerate(config.gene_vocab)} if config.num_genes else None
-        self.forward_passes = 0
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.base.parameters()).device
-
     def gene_ids(self, genes: Iterable[str]) -> np.ndarray:
-        genes = list(genes)
-        if self.gene_index is None:
-            return np.zeros(len(genes), dtype=np.int64)
-        unknown = sorted({gene for gene in genes if gene not in self.gene_index})
+        unknown = self.unknown_genes(genes)
         if unknown:
             raise GenomicInputError(
                 "model gene_vocab",
@@ -218,70 +192,16 @@ class HaplotypeEmbedder:
                 "model was trained on, or use a gene-agnostic model",
                 record=unknown[0],
             )
-        return np.array([self.gene_index[gene] for gene in genes], dtype=np.int64)
+        return super().gene_ids(genes)
 
     @torch.inference_mode()
     def embed_haplotypes(
         self, haplotypes: Sequence[np.ndarray], gene_ids: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Embed letter-id haplotypes (each an int array of its own length) -> ((n, dim), pseudo-LL (n,) or None)."""
-        lengths = np.array([len(haplotype) for haplotype in haplotypes])
-        width = self.base.config.hidden_size
-        embeddings = np.zeros((len(haplotypes), width), dtype=np.float32)
-        pseudo = np.zeros(len(haplotypes)) if self.method == "rolling" and self.head is not None else None
-        for length in np.unique(lengths):
-            members = np.flatnonzero(lengths == length)
-            if length == 0:
-                raise GenomicInputError(None, "a chunk has no variants: nothing to embed")
-            ids = torch.from_numpy(np.stack([haplotypes[index] for index in members]).astype(np.int64))
-            genes = torch.from_numpy(gene_ids[members])
-            if self.method == "plain":
-                sums, _ = self._plain(ids, genes)
-            else:
-                sums, likelihood = self._rolling(ids, genes)
-                if pseudo is not None:
-                    pseudo[members] = likelihood
-            embeddings[members] = sums / length
-        return embeddings, pseudo
-
-    def _hidden(self, ids: torch.Tensor, genes: torch.Tensor) -> torch.Tensor:
-        self.forward_passes += 1
-        device = self.device
-        inputs = {"input_ids": ids.to(device), "gene_ids": genes.to(device) if self.gene_index else None}
-        if self.layer is None:
-            return self.base(**inputs).last_hidden_state
-        return self.base(**inputs, output_hidden_states=True).hidden_states[self.layer]
-
-    def _plain(self, ids: torch.Tensor, genes: torch.Tensor) -> tuple[np.ndarray, None]:
-        sums = []
-        for start in range(0, len(ids), self.batch_size):
-            batch = slice(start, start + self.batch_size)
-            sums.append(self._hidden(ids[batch], genes[batch]).sum(1).float().cpu())
-        return torch.cat(sums).numpy(), None
-
-    def _rolling(self, ids: torch.Tensor, genes: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        rows, length = ids.shape
-        stride = min(self.stride, length)
-        positions = torch.arange(length)
-        pairs = torch.cartesian_prod(torch.arange(rows), torch.arange(stride))  # (rows * stride, 2): row, copy
-        sums = torch.zeros(rows, self.base.config.hidden_size, dtype=torch.float32, device=self.device)
-        likelihood = torch.zeros(rows, dtype=torch.float64, device=self.device)
-        missing_id = self.tokenizer.convert_tokens_to_ids("N")
-        for start in range(0, len(pairs), self.batch_size):
-            row, copy = pairs[start : start + self.batch_size].unbind(1)
-            masked = positions[None, :] % stride == copy[:, None]  # (b, L): this copy's masked positions
-            truth = ids[row]
-            hidden = self._hidden(truth.masked_fill(masked, self.tokenizer.mask_token_id), genes[row])
-            weight = masked.to(self.device, hidden.dtype)
-            target_rows = row.to(self.device)
-            sums.index_add_(0, target_rows, torch.einsum("blh,bl->bh", hidden, weight).float())
-            if self.head is not None:
-                truth = truth.to(self.device)
-                logits = self.head(hidden.transpose(1, 2)).transpose(1, 2).float()
-                log_probability = torch.log_softmax(logits, -1).gather(-1, truth[..., None]).squeeze(-1)
-                scored = weight.float() * (truth != missing_id)
-                likelihood.index_add_(0, target_rows, (log_probability * scored).sum(1).double())
-        return sums.cpu().numpy(), likelihood.cpu().numpy()
+        if any(len(haplotype) == 0 for haplotype in haplotypes):
+            raise GenomicInputError(None, "a chunk has no variants: nothing to embed")
+        return super().embed_haplotypes(haplotypes, gene_ids)
 
     def embed_dataset(self, dataset, combine: str = "mean", rows_per_block: int = 1024) -> EmbeddingTable:
         """Embed every (sample_id, chunk) row of a haplotype dataset (`haplotype_dataset`, `read_seed_layout`).

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,39 +97,104 @@ class EmbeddingArguments:
     combine: str = field(default="none", metadata={"help": "mean, sum, concat, or none (keep both haplotypes)."})
     layer: int | None = field(default=None, metadata={"help": "Hidden-state index (default: the last layer)."})
     batch_size: int = field(default=64, metadata={"help": "Sequences per forward pass."})
-    device: str = field(default="cpu", metadata={"help": "torch device, e.g. cuda."})
+    device: str = field(
+        default="auto",
+        metadata={"help": "auto (this process's accelerator, else the CPU), cpu, or a torch device such as cuda:0."},
+    )
     trust_remote_code: bool = False
 
 
 def embed_main(argv: list[str] | None = None) -> dict:
-    """genomic-models-embed: one embedding per (sample, gene chunk), written to Parquet."""
+    """genomic-models-embed: one embedding per (sample, gene chunk), written to Parquet, through the
+    haplotype-feature-extraction pipeline (progress on stderr; several processes split the genes)."""
     from transformers import AutoModel, AutoTokenizer
 
-    from . import HaplotypeDSSForMaskedLM  # noqa: F401  (registers the architectures)
-    from .embeddings import HaplotypeEmbedder
-    from .recipes.expression import load_genotype_chunks
+    from . import HaplotypeDSSForMaskedLM  # noqa: F401  (registers the architectures and pipelines)
+    from .commands.common import load_pipeline
+    from .commands.haplotypes import HaplotypeChunkArguments, haplotype_chunks, model_genes
+    from .embeddings import COMBINATIONS, EMBEDDING_METHODS, EmbeddingTable
+    from .inference import gather_in_input_order, inference_state, progress
 
-    embedding_args, data_args = _parse((EmbeddingArguments, ExpressionDataArguments), argv, embed_main.__doc__)
+    embedding_args, chunk_args, data_args = _parse(
+        (EmbeddingArguments, HaplotypeChunkArguments, ExpressionDataArguments), argv, embed_main.__doc__
+    )
+    if embedding_args.method not in EMBEDDING_METHODS or embedding_args.combine not in COMBINATIONS:
+        raise ValueError(
+            f"--method must be one of {EMBEDDING_METHODS} and --combine one of {COMBINATIONS}; got "
+            f"{embedding_args.method!r}, {embedding_args.combine!r}"
+        )
+    state = inference_state(embedding_args.device)
     _setup_logging()
     model = _load_embedding_model(embedding_args.model_name_or_path, embedding_args.trust_remote_code, AutoModel)
-    model.to(embedding_args.device)
     tokenizer = AutoTokenizer.from_pretrained(
         embedding_args.model_name_or_path, trust_remote_code=embedding_args.trust_remote_code
     )
-    dataset, _, _, _ = load_genotype_chunks(data_args, cache_dir=data_args.data_dir)
-    embedder = HaplotypeEmbedder(
-        model,
-        tokenizer,
+    pipe = load_pipeline("haplotype-feature-extraction", embedding_args, state, model=model, tokenizer=tokenizer)
+    config = model.config
+    chunks = haplotype_chunks(embedding_args.model_name_or_path, data_args, chunk_args, model_genes(config), state)
+    copies = 2 * (embedding_args.stride if embedding_args.method == "rolling" else 1)
+    started = time.perf_counter()
+    outputs = pipe(
+        chunks.rows,
+        batch_size=max(1, embedding_args.batch_size // copies),
         method=embedding_args.method,
         stride=embedding_args.stride,
         layer=embedding_args.layer,
-        batch_size=embedding_args.batch_size,
+        combine=embedding_args.combine,
+        micro_batch_size=embedding_args.batch_size,
     )
-    table = embedder.embed_dataset(dataset, combine=embedding_args.combine)
-    table.to_parquet(embedding_args.output)
-    summary = {"output": embedding_args.output, **table.metadata}
-    print(json.dumps(summary, indent=2))
+    results = list(progress(outputs, total=chunks.count, description="embedding", unit="chunk", state=state))
+    gathered = gather_in_input_order(results, state)
+    summary = {"output": embedding_args.output}
+    if state.is_main_process:
+        frame = _embedding_frame(gathered, embedding_args.combine)
+        metadata = {
+            "method": embedding_args.method,
+            "stride": embedding_args.stride if embedding_args.method == "rolling" else None,
+            "combine": embedding_args.combine,
+            "layer": embedding_args.layer,
+            "model": embedding_args.model_name_or_path,
+            "hidden_size": config.hidden_size,
+            "rows": len(gathered),
+            "haplotypes": 2 * len(gathered),
+            "sites": chunks.sites,
+            "processes": state.num_processes,
+            "seconds": time.perf_counter() - started,
+        }
+        EmbeddingTable(frame, metadata).to_parquet(embedding_args.output)
+        summary.update(metadata)
+        print(json.dumps(summary, indent=2))
+    state.wait_for_everyone()
     return summary
+
+
+def _embedding_frame(results: list[dict], combine: str) -> pd.DataFrame:
+    """Pipeline outputs -> the `EmbeddingTable` frame (two rows per person and gene when `combine` is "none")."""
+    if not results:
+        return pd.DataFrame(columns=["sample_id", "gene", "embedding"])
+    pseudo = "pseudo_log_likelihood" in results[0]
+    if combine != "none":
+        frame = pd.DataFrame(
+            {
+                "sample_id": [result["sample_id"] for result in results],
+                "gene": [result["gene"] for result in results],
+                "embedding": [result["embedding"] for result in results],
+            }
+        )
+        if pseudo:
+            frame["pseudo_log_likelihood"] = [result["pseudo_log_likelihood"] for result in results]
+        return frame
+    frame = pd.DataFrame(
+        {
+            "sample_id": np.repeat([result["sample_id"] for result in results], 2),
+            "gene": np.repeat([result["gene"] for result in results], 2),
+            "haplotype": np.tile([0, 1], len(results)),
+            "embedding": [vector for result in results for vector in result["embedding"]],
+        }
+    )
+    if pseudo:
+        frame["pseudo_log_likelihood"] = np.concatenate([result["pseudo_log_likelihood"] for result in results])
+    return frame
 
 
 def _load_embedding_model(path: str, trust_remote_code: bool, auto_model):
@@ -276,12 +342,16 @@ def attribute_main(argv: list[str] | None = None) -> dict:
     ordered = sorted(all_samples, key=lambda sample: (folds[sample] != data_args.fold, all_samples.index(sample)))
     people = ordered[: attribution_args.people]
     tables, precision = {}, {}
-    for gene in genes:
+    for number, gene in enumerate(genes, 1):
         _, pairs = haplotype_pairs(dataset, tokenizer, gene, people)
+        label = f"{attribution_args.method} {gene} ({number}/{len(genes)})"
         if attribution_args.method == "ism":
-            relevance, effect = snp_relevance(in_silico_mutagenesis(regression_head_predictor(model, gene), pairs))
+            predictor = regression_head_predictor(model, gene)
+            relevance, effect = snp_relevance(in_silico_mutagenesis(predictor, pairs, description=label))
         else:
-            attributions = integrated_gradients(model, pairs, gene, steps=attribution_args.ig_steps)
+            attributions = integrated_gradients(
+                model, pairs, gene, steps=attribution_args.ig_steps, description=label
+            )
             relevance, effect = snp_relevance(attributions, pairs)
         gene_causal = causal[causal["gene_id"] == gene]["seq_idx"].tolist() if causal is not None else None
         tables[gene] = rank_snps(gene, relevance, sites, effect, gene_causal, attribution_args.method)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .data.genotypes import GenotypeMatrix
-from .data.kinship import KinshipMatrix, write_kin0, write_king
+from .data.kinship import KinshipMatrix, read_kinship_file, write_kin0, write_king
 from .data.samples import sample_positions
 from .errors import GenomicInputError
 
@@ -386,6 +386,19 @@ def king_robust_from_file(
     )
 
 
+KINSHIP_FILE_SUFFIXES = (".king", ".king.bin", ".king.zst", ".king.id", ".kin0", ".csv")
+
+
+def read_cohort_kinship(path: str | os.PathLike, all_chromosomes: bool = False) -> KinshipMatrix:
+    """A cohort's kinship from a file: a kinship file as it is (plink2 .king/.king.bin/.kin0, a CSV matrix such as
+    the seed's king_matrix.csv), or KING-robust computed from genotypes (VCF/BCF, PLINK 1 fileset), over the
+    autosomes unless `all_chromosomes`. The "person-feature-extraction" pipeline reads paths with it."""
+    source = os.fspath(path)
+    if source.endswith(KINSHIP_FILE_SUFFIXES):
+        return read_kinship_file(source)
+    return king_robust_from_file(source, chromosomes=None if all_chromosomes else "autosomes")
+
+
 def main(argv: list[str] | None = None) -> None:
     """`genomic-models-king`: KING-robust kinship of a VCF/BCF or PLINK fileset, written in plink2's formats."""
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -417,12 +430,14 @@ def main(argv: list[str] | None = None) -> None:
 
 __all__ = [
     "HUMAN_AUTOSOMES",
+    "KINSHIP_FILE_SUFFIXES",
     "KingCounts",
     "iter_ref_count_chunks",
     "king_from_counts",
     "king_robust",
     "king_robust_from_chunks",
     "king_robust_from_file",
+    "read_cohort_kinship",
     "ref_allele_counts",
     "variant_selection",
 ]

@@ -5,7 +5,10 @@
 - with it, `model.push_to_hub` uploads the folder `save_pretrained` writes, model card included
   (`genomic_models.hub`); transformers' version would replace the card with a generic one;
 - without it, `save_pretrained` has written an `auto_map` and copied the configuration, modeling and tokenization
-  files beside the weights, so `trust_remote_code=True` loads the same code from the checkpoint.
+  files beside the weights, so `trust_remote_code=True` loads the same code from the checkpoint;
+- pipelines the same way (`genomic_models.pipelines`): `save_pretrained` writes `custom_pipelines` and copies the
+  pipeline modules, and the registered config classes leave the package's own tasks out of a loaded
+  `custom_pipelines`, so `pipeline(task, model=dir)` needs `trust_remote_code` only without the package.
 
 With the package, `from_pretrained` of every registered model also names the checkpoint when its safetensors weights
 cannot be read (safetensors' own error names no file).
@@ -21,6 +24,7 @@ import transformers
 from .cards import CardSpec, register_card, write_model_card
 from .errors import GenomicInputError
 from .hub import push_to_hub_with_card
+from .pipelines import serve_registered_pipelines, write_pipelines
 
 ARCHITECTURES: dict[str, dict] = {}
 
@@ -79,10 +83,12 @@ def register_architecture(
     model_type = config_class.model_type
     transformers.AutoConfig.register(model_type, config_class, exist_ok=True)
     config_class.register_for_auto_class()
+    serve_registered_pipelines(config_class)
     for auto_name, model_class in model_classes.items():
         getattr(transformers, auto_name).register(config_class, model_class, exist_ok=True)
         model_class.register_for_auto_class(auto_name)
         model_class.model_card_writer = write_model_card
+        model_class.pipeline_writer = write_pipelines
         model_class.push_to_hub = push_to_hub_with_card
         report_unreadable_weights(model_class)
     if tokenizer_class is not None:

@@ -18,6 +18,7 @@ from genomic_models import (
     HaplotypeTokenizer,
 )
 from genomic_models.collators import DataCollatorForExpressionRegression
+from genomic_models.data.haplotypes import read_chunk_sites
 from genomic_models.errors import GenomicInputError
 from genomic_models.training_scripts.run_expression import main as run_expression
 
@@ -149,6 +150,9 @@ def test_run_expression_finetunes_saves_and_reloads(chr20_expression, tiny_haplo
     assert metrics["eval_samples"] == 60 * 3  # fold 0 of 5: 60 held-out people, 3 genes each
     predictions = pd.read_csv(output / "eval_predictions.tsv", sep="\t")
     assert len(predictions) == 180 and predictions["sample_id"].nunique() == 60
+    # The chunks' variants travel with the checkpoint, for new people's VCFs (genomic-models-haplotype-predict).
+    sites = read_chunk_sites(output / "chunk_sites.tsv")
+    assert sites.groupby("GENE_ID").size().to_dict() == {"SIMG0001": 64, "SIMG0002": 64, "SIMG0003": 64}
 
     model = AutoModelForSequenceClassification.from_pretrained(output).eval()
     assert set(model.config.expression_scaling) == {"SIMG0001", "SIMG0002", "SIMG0003"}

@@ -11,7 +11,13 @@ import torch
 import torch.nn.functional as F
 from huggingface_hub import ModelCard
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForPreTraining,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+)
 
 import genomic_models
 from genomic_models import (
@@ -238,7 +244,8 @@ def test_auto_classes_load_the_checkpoints(checkpoints):
     ids = torch.tensor([[0, 3, 5, 7]])
     with torch.no_grad():
         torch.testing.assert_close(base(ids).last_hidden_state, regression.seq2king(ids).last_hidden_state)
-        reloaded = Seq2KingForKinshipRegression.from_pretrained(path / "regression").eval()
+        reloaded = AutoModelForPreTraining.from_pretrained(path / "regression").eval()
+        assert type(reloaded) is Seq2KingForKinshipRegression
         torch.testing.assert_close(reloaded(ids).logits, regression(ids).logits)
         kinship = reloaded.predict_kinship(torch.tensor([0.0, 1.0]))
     torch.testing.assert_close(kinship, torch.tensor([-0.6, 0.5]))
@@ -250,8 +257,8 @@ def test_auto_classes_load_the_checkpoints(checkpoints):
     assert config["auto_map"] == {
         "AutoConfig": "configuration_seq2king.Seq2KingConfig",
         "AutoModel": "modeling_seq2king.Seq2KingModel",
+        "AutoModelForPreTraining": "modeling_seq2king.Seq2KingForKinshipRegression",
         "AutoModelForTokenClassification": "modeling_seq2king.Seq2KingForPopulationClassification",
-        "AutoModelForKinshipRegression": "modeling_seq2king.Seq2KingForKinshipRegression",
     }
 
 
@@ -269,19 +276,17 @@ REMOTE_LOAD = """
 import sys
 sys.modules["genomic_models"] = None
 import numpy as np, torch
-from transformers import AutoModel, AutoModelForTokenClassification, AutoTokenizer
-from transformers.dynamic_module_utils import get_class_from_dynamic_module
+from transformers import AutoModel, AutoModelForPreTraining, AutoModelForTokenClassification, AutoTokenizer
 path, population = sys.argv[1], sys.argv[2]
 tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
 base = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
-head = get_class_from_dynamic_module("modeling_seq2king.Seq2KingForKinshipRegression", path)
-model = head.from_pretrained(path).eval()
+model = AutoModelForPreTraining.from_pretrained(path, trust_remote_code=True).eval()
 classifier = AutoModelForTokenClassification.from_pretrained(population, trust_remote_code=True)
 batch = tokenizer([["P00", "P05", "P19"]], padding=True, return_tensors="pt")
 with torch.no_grad():
     np.save(sys.argv[3], model(**batch).logits.numpy())
     attentions = base(**batch, output_attentions=True).cross_attentions
-print(type(base).__name__, type(tokenizer).__name__, type(classifier).__name__, len(attentions))
+print(type(base).__name__, type(model).__name__, type(tokenizer).__name__, type(classifier).__name__, len(attentions))
 """
 
 
@@ -304,7 +309,13 @@ def test_remote_code_loads_without_the_package(checkpoints, tmp_path, remote_cod
     )
     assert result.returncode == 0, result.stderr[-4000:]
     names = result.stdout.split()
-    assert names == ["Seq2KingModel", "KinshipTokenizer", "Seq2KingForPopulationClassification", "2"]
+    assert names == [
+        "Seq2KingModel",
+        "Seq2KingForKinshipRegression",
+        "KinshipTokenizer",
+        "Seq2KingForPopulationClassification",
+        "2",
+    ]
     with torch.no_grad():
         expected = regression(torch.tensor([[0, 5, 19]])).logits.numpy()
     np.testing.assert_allclose(np.load(tmp_path / "o.npy"), expected, rtol=1e-5, atol=1e-6)

@@ -40,6 +40,8 @@ DEFAULT_PHENOTYPE_COLUMNS = {
 SPECIAL_TOKENS = ("[PAD]", "[MASK]", "[SEP]", "[CLS]", "[UNK]", "[START]", "[END]")
 NO_PHENOTYPE_TOKENS = {kind: f"[NO_{kind.upper()}]" for kind in PHENOTYPE_TYPES}
 BINNING_MODES = ("fixed", "quantile", "binary")
+# How raw expression is brought to the log-normalised scale the bins are defined on ("none": it already is).
+NORMALIZATIONS = ("none", "log1p")
 # Positions in the sequence: [CLS]=0, phenotype slots 1..5, [START]=6, genes from 7, [END] last.
 PHENOTYPE_POSITIONS = {kind: 1 + index for index, kind in enumerate(PHENOTYPE_TYPES)}
 FIRST_GENE_POSITION = 2 + len(PHENOTYPE_TYPES)
@@ -98,6 +100,63 @@ class UnknownPhenotypeError(ValueError):
             f"{kind} label(s) {labels[:5]} ({len(labels)} distinct) are not in the tokenizer's vocabulary of "
             f"{vocabulary_size} {kind} labels (unknown_phenotype='error'; 'unk' maps them to [UNK] with a warning)"
         )
+
+
+class RawCountsError(ValueError):
+    """Integer values above `COUNTS_MAXIMUM` where log-normalised expression is expected: fixed bins on raw counts
+    would put every expressed gene in the top bin.
+
+    Attributes:
+        largest: The largest value seen.
+    """
+
+    def __init__(self, largest: float):
+        self.largest = largest
+        super().__init__(
+            f"integers up to {largest:g}: raw counts, not log-normalised expression. Pass normalize='log1p' "
+            "(normalize_total to 1e4, then log1p) or choose a log-normalised matrix."
+        )
+
+
+def log_normalize(block, target_sum: float = 1e4):
+    """normalize_total(target_sum) then log1p, per cell over all its genes (scanpy's default preprocessing).
+
+    Dense input gives a float32 array, sparse input (duck-typed scipy) a float32 CSR matrix.
+    """
+    if _is_sparse(block):
+        block = block.tocsr().astype(np.float32)
+        totals = np.asarray(block.sum(axis=1)).ravel()
+        scale = np.divide(target_sum, totals, out=np.zeros_like(totals, dtype=np.float64), where=totals > 0)
+        block = block.multiply(scale[:, None]).tocsr()
+        block.data = np.log1p(block.data).astype(np.float32)
+        return block
+    block = np.asarray(block, dtype=np.float32)
+    totals = block.sum(axis=1, keepdims=True)
+    scale = np.divide(target_sum, totals, out=np.zeros_like(totals), where=totals > 0)
+    return np.log1p(block * scale)
+
+
+def check_not_raw_counts(block) -> None:
+    """Raise `RawCountsError` when the (first million) values are integers above `COUNTS_MAXIMUM`."""
+    values = block.data if _is_sparse(block) else np.asarray(block)
+    values = np.asarray(values).ravel()[:1_000_000]
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return
+    largest = float(finite.max())
+    if largest > COUNTS_MAXIMUM and np.all(finite == np.round(finite)):
+        raise RawCountsError(largest)
+
+
+def normalize_expression(block, normalize: str = "none"):
+    """Expression on the scale the bins are defined on: `"log1p"` log-normalises raw counts (`log_normalize`),
+    `"none"` keeps the values and refuses raw counts (`check_not_raw_counts`), as the training reader does."""
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    if normalize == "log1p":
+        return log_normalize(block)
+    check_not_raw_counts(block)
+    return block
 
 
 @dataclass
@@ -678,8 +737,34 @@ class GeneBinTokenizer(PreTrainedTokenizer):
 
     # ----------------------------------------------------------------------------------------------------------------
     # decoding
+    normalize_expression = staticmethod(normalize_expression)
+
+    def predicted_ids(self, logits) -> np.ndarray:
+        """Token ids predicted by masked-LM logits (cells, num_genes + 8, vocabulary), each position restricted to the
+        tokens it can hold: a bin at genes, a label of its type (or `[NO_<TYPE>]`) at each phenotype slot, the
+        structural token elsewhere. A plain argmax can put a bin in a phenotype slot."""
+        scores = np.asarray(logits.detach().float().cpu() if hasattr(logits, "detach") else logits, dtype=np.float32)
+        if scores.ndim == 2:
+            scores = scores[None]
+        if scores.ndim != 3 or scores.shape[1] != self.sequence_length:
+            raise ValueError(f"logits must be (cells, {self.sequence_length}, vocabulary), got {scores.shape}")
+        ids = np.empty(scores.shape[:2], dtype=np.int64)
+        ids[:, 0], ids[:, -1] = self.cls_token_id, self.end_token_id
+        ids[:, FIRST_GENE_POSITION - 1] = self.start_token_id
+        bins = np.asarray(self.bin_token_ids)
+        ids[:, self.gene_positions] = bins[scores[:, self.gene_positions][..., bins].argmax(-1)]
+        for kind, position in PHENOTYPE_POSITIONS.items():
+            allowed = np.asarray([self.no_phenotype_token_id(kind), *self._label_ids[kind].values()])
+            ids[:, position] = allowed[scores[:, position][:, allowed].argmax(-1)]
+        return ids
+
     def decode_cells(self, input_ids) -> DecodedCells:
-        """Phenotype labels and binned expression of (cells, num_genes + 8) or (num_genes + 8,) token ids."""
+        """Phenotype labels and binned expression of (cells, num_genes + 8) or (num_genes + 8,) token ids, or of
+        masked-LM logits (cells, num_genes + 8, vocabulary), decoded through `predicted_ids`."""
+        if hasattr(input_ids, "is_floating_point") and input_ids.is_floating_point() or (
+            isinstance(input_ids, np.ndarray) and np.issubdtype(input_ids.dtype, np.floating)
+        ):
+            input_ids = self.predicted_ids(input_ids)
         ids = np.asarray(input_ids.detach().cpu() if hasattr(input_ids, "detach") else input_ids, dtype=np.int64)
         if ids.ndim == 1:
             ids = ids[None, :]
@@ -809,7 +894,13 @@ __all__ = [
     "GeneBinTokenizer",
     "DecodedCells",
     "ExpressionValueError",
+    "RawCountsError",
     "UnknownPhenotypeError",
+    "COUNTS_MAXIMUM",
+    "NORMALIZATIONS",
+    "check_not_raw_counts",
+    "log_normalize",
+    "normalize_expression",
     "PHENOTYPE_TYPES",
     "DEFAULT_PHENOTYPE_COLUMNS",
     "NO_PHENOTYPE_TOKENS",

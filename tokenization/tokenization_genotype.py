@@ -251,6 +251,11 @@ class GenotypeTokenizer(PreTrainedTokenizer):
         alleles = sorted(0 if part == "." else int(part) + 1 for part in parts)
         return self._genotype_string(np.array(alleles))
 
+    @staticmethod
+    def variant_marker_names(variants) -> list[str]:
+        """Marker name of each variant of a `GenotypeMatrix` (see the module function `variant_marker_names`)."""
+        return variant_marker_names(variants)
+
     # ----------------------------------------------------------------------------------------------------------------
     # vectorised encoding and decoding
     def encode_allele_sets(self, alleles: np.ndarray, source: str = "input") -> np.ndarray:

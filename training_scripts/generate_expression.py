@@ -16,16 +16,19 @@ settings.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
+import anndata
 import pandas as pd
-import torch
-from transformers import AutoModelForMaskedLM, AutoTokenizer, HfArgumentParser
+from transformers import HfArgumentParser
 
-import genomic_models  # noqa: F401  (registers the architectures)
+import genomic_models  # noqa: F401  (registers the architectures and the pipelines)
+from genomic_models.commands.common import start_command
+from genomic_models.console import run_command
+from genomic_models.inference import gather_in_input_order, process_block, progress
 from genomic_models.recipes.polygene import check_model_matches_tokenizer
 from genomic_models.tokenization.tokenization_gene_bin import PHENOTYPE_TYPES
 from genomic_models.training import parse_script_arguments
@@ -52,7 +55,10 @@ class GenerationArguments:
     schedule: str = field(default="cosine", metadata={"help": "Share still masked after each round: cosine, linear."})
     batch_size: int = 64
     seed: int = 0
-    device: str = "auto"
+    device: str = field(
+        default="auto",
+        metadata={"help": "auto (this process's accelerator, else the CPU), cpu, or a torch device such as cuda:0."},
+    )
     trust_remote_code: bool = False
 
 
@@ -68,85 +74,37 @@ def conditions(args: GenerationArguments) -> dict[str, list[str | None]]:
     return {kind: [getattr(args, kind)] * args.num_cells for kind in PHENOTYPE_TYPES if getattr(args, kind)}
 
 
-def generate_cells(
-    model,
-    tokenizer,
-    labels: dict[str, list[str | None]],
-    num_cells: int,
-    steps: int = 10,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    schedule: str = "cosine",
-    batch_size: int = 64,
-    seed: int = 0,
-    device: str = "cpu",
-) -> np.ndarray:
-    """Token ids (num_cells, num_genes + 8) of generated cells."""
-    generator = torch.Generator(device=device).manual_seed(seed)
-    model.eval().to(device)
-    outputs = []
-    for start in range(0, num_cells, batch_size):
-        stop = min(start + batch_size, num_cells)
-        chunk = {kind: values[start:stop] for kind, values in labels.items()}
-        template = tokenizer.generation_template(chunk, num_cells=stop - start, return_tensors="pt")
-        ids = model.unmask_iteratively(
-            template["input_ids"].to(device),
-            attention_mask=template["attention_mask"].to(device),
-            steps=steps,
-            temperature=temperature,
-            top_k=top_k,
-            schedule=schedule,
-            mask_unexpressed=tokenizer.mask_unexpressed,
-            generator=generator,
-        )
-        outputs.append(ids.cpu().numpy())
-    return np.concatenate(outputs) if outputs else np.zeros((0, tokenizer.sequence_length), dtype=np.int64)
-
-
-def to_anndata(tokenizer, input_ids: np.ndarray, settings: dict):
-    import anndata
-
-    decoded = tokenizer.decode_cells(input_ids)
-    obs = pd.DataFrame(
-        {kind: pd.Categorical(values) for kind, values in decoded.phenotypes.items() if any(values)},
-        index=[f"generated_{index}" for index in range(len(input_ids))],
-    )
-    adata = anndata.AnnData(
-        X=decoded.expression.astype(np.float32), obs=obs, var=pd.DataFrame(index=pd.Index(decoded.genes))
-    )
-    adata.layers["bins"] = decoded.bins.astype(np.int16)
-    adata.uns["polygene_generation"] = {key: value for key, value in settings.items() if value is not None}
-    return adata
-
-
 def main(argv: list[str] | None = None):
+    """Generate the cells through the "cell-generation" pipeline; under `accelerate launch` / `torchrun` each process
+    generates a contiguous share of the batches (seeded per batch, so the cells do not depend on the process count)
+    and the main process writes them in order."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = HfArgumentParser((GenerationArguments,))
     (args,) = parse_script_arguments(parser, argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    from genomic_models.training import require_model_type
-
-    require_model_type(args.model_name_or_path, "polygene", "genomic-models-generate-cells", args.trust_remote_code)
-    tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
-    model = AutoModelForMaskedLM.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
-    check_model_matches_tokenizer(model.config, tokenizer)
+    state, generate = start_command("cell-generation", args)
+    check_model_matches_tokenizer(generate.model.config, generate.tokenizer)
     labels = conditions(args)
     num_cells = len(next(iter(labels.values()))) if args.conditions_file and labels else args.num_cells
-    input_ids = generate_cells(
-        model,
-        tokenizer,
-        labels,
-        num_cells,
-        steps=args.steps,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        schedule=args.schedule,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        device=device,
-    )
-    adata = to_anndata(tokenizer, input_ids, {**asdict(args), "binning": tokenizer.binning})
+    settings = {"steps": args.steps, "temperature": args.temperature, "schedule": args.schedule, "seed": args.seed}
+    if args.top_k is not None:
+        settings["top_k"] = args.top_k
+    batches = range(math.ceil(num_cells / args.batch_size))
+    parts = []
+    mine = process_block(len(batches), state)
+    for batch in progress(mine, total=len(mine), description="generating cells", unit="batch", state=state):
+        start, stop = batch * args.batch_size, min((batch + 1) * args.batch_size, num_cells)
+        chunk = {kind: values[start:stop] for kind, values in labels.items()}
+        parts.append(generate(chunk, num_cells=stop - start, first_cell=start, batch_size=args.batch_size, **settings))
+    gathered = gather_in_input_order(parts, state)
+    if gathered is None:
+        return None
+    if not gathered:
+        gathered = [generate({kind: [] for kind in labels}, num_cells=0, **settings)]
+    adata = anndata.concat(gathered, merge="same", uns_merge="same") if len(gathered) > 1 else gathered[0]
+    adata.uns["polygene_generation"] = {
+        **adata.uns.get("polygene_generation", {}),
+        **{key: value for key, value in asdict(args).items() if value is not None},
+    }
     os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
     adata.write_h5ad(args.output_file)
     logger.info("wrote %d generated cells x %d genes to %s", adata.n_obs, adata.n_vars, args.output_file)
@@ -154,6 +112,4 @@ def main(argv: list[str] | None = None):
 
 
 if __name__ == "__main__":
-    from genomic_models.console import run_command
-
     run_command(main)

@@ -44,15 +44,9 @@ from transformers import (
 
 import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.cards import ModelCardContext
+from genomic_models.commands.chromatin import ChromatinFileArguments
 from genomic_models.console import run_command
-from genomic_models.data.chromatin import (
-    BigWigSignals,
-    ChromoformerDataset,
-    NpySignals,
-    metadata_from_tables,
-    read_chromoformer_metadata,
-)
-from genomic_models.errors import GenomicInputError
+from genomic_models.data.chromatin import ChromoformerDataset
 from genomic_models.metrics.prediction import binary_classification_metrics, regression_metrics
 from genomic_models.models.chromoformer import ChromoformerConfig, ChromoformerFeatureExtractor
 from genomic_models.models.chromoformer.original_config import OriginalSettings, read_original_config
@@ -95,17 +89,9 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
-    metadata: str | None = field(default=None, metadata={"help": "The original metadata CSV (with --npy_dir)."})
-    npy_dir: str | None = field(default=None, metadata={"help": "Folder of {chrom}:{start}-{end}.npy signals."})
-    tss_table: str | None = field(
-        default=None, metadata={"help": "TSS table: gene_id, chrom, tss, strand, expression and/or label [, split]."}
-    )
-    interactions: str | None = field(
-        default=None, metadata={"help": "Interactions table: gene_id, chrom, start, end, score (one row per pCRE)."}
-    )
-    bigwig: list[str] | None = field(default=None, metadata={"help": "bigWig tracks, one per mark, in mark order."})
-    bigwig_dir: str | None = field(default=None, metadata={"help": "Folder holding {mark}.bw for every mark."})
+class DataArguments(ChromatinFileArguments):
+    """The genes and signals (either layout; labels and folds needed for training), or the embedded data set."""
+
     mark_names: list[str] | None = field(
         default=None, metadata={"help": "Mark names in channel order (default: the original's 7 Roadmap marks)."}
     )
@@ -113,16 +99,6 @@ class DataArguments:
     max_pcres: int | None = field(default=None, metadata={"help": "i_max (default 8, or the YAML's)."})
     promoter_window: int | None = field(default=None, metadata={"help": "w_prom in bp (default 40000)."})
     max_region_length: int | None = field(default=None, metadata={"help": "w_max in bp (default 40000)."})
-    min_interaction_score: float | None = field(
-        default=None, metadata={"help": "Drop interactions scoring <= this first (the original's preprocessing: 1.5)."}
-    )
-    skip_long_pcres: bool = field(
-        default=False,
-        metadata={
-            "help": "With --interactions: drop pCREs longer than w_max (the original's preprocessing) instead "
-            "of stopping with an error."
-        },
-    )
     simulate: bool = field(default=False, metadata={"help": "Train on the embedded synthetic data set."})
     simulate_dir: str | None = field(default=None, metadata={"help": "Where to write it (default output_dir/data)."})
     simulate_genes: int = field(default=400)
@@ -131,6 +107,14 @@ class DataArguments:
     cache_features: bool = field(default=True, metadata={"help": "Keep each gene's inputs in memory after one read."})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
+    predict_genes: str = field(
+        default="validation",
+        metadata={
+            "help": "--do_predict on the 'validation' genes (with their targets) or on 'all' genes of the table, "
+            "which then need no label, expression or fold (genomic-models-chromoformer-predict does the same from a "
+            "checkpoint, on several processes)."
+        },
+    )
 
 
 @dataclass
@@ -171,23 +155,9 @@ def _compute_metrics_for(task: str):
     return compute_metrics
 
 
-def _bigwig_tracks(data_args: DataArguments, marks: list[str]) -> list[Path]:
-    if data_args.bigwig:
-        if len(data_args.bigwig) != len(marks):
-            raise SystemExit(f"--bigwig lists {len(data_args.bigwig)} tracks for {len(marks)} marks {marks}")
-        return [Path(path) for path in data_args.bigwig]
-    folder = Path(data_args.bigwig_dir)
-    tracks = []
-    for mark in marks:
-        found = [folder / f"{mark}{suffix}" for suffix in (".bw", ".bigWig", ".bigwig")]
-        found = [path for path in found if path.exists()]
-        if not found:
-            raise GenomicInputError(folder, f"no bigWig track {mark}.bw (marks in order: {marks})")
-        tracks.append(found[0])
-    return tracks
-
-
-def load_genes_and_signals(data_args: DataArguments, extractor: ChromoformerFeatureExtractor, training_args):
+def load_genes_and_signals(
+    data_args: DataArguments, extractor: ChromoformerFeatureExtractor, training_args, require_split: bool = True
+):
     """(gene table, signal source, data description) from the data arguments."""
     description = None
     if data_args.simulate:
@@ -224,27 +194,10 @@ def load_genes_and_signals(data_args: DataArguments, extractor: ChromoformerFeat
         else:
             raise SystemExit(f"--simulate_format must be 'bigwig' or 'npy', got {data_args.simulate_format!r}")
 
-    if data_args.metadata:
-        genes = read_chromoformer_metadata(data_args.metadata, extractor.max_pcres, extractor.max_region_length)
-        description = description or f"genes of {Path(data_args.metadata).name}"
-    elif data_args.tss_table:
-        genes = metadata_from_tables(
-            data_args.tss_table,
-            data_args.interactions,
-            extractor.max_pcres,
-            extractor.max_region_length,
-            data_args.min_interaction_score,
-            data_args.skip_long_pcres,
-        )
-        description = description or f"genes of {Path(data_args.tss_table).name}"
-    else:
+    if not (data_args.metadata or data_args.tss_table):
         raise SystemExit("give --metadata (with --npy_dir), --tss_table (with --bigwig_dir or --bigwig), or --simulate")
-    if data_args.npy_dir:
-        signals = NpySignals(data_args.npy_dir, extractor.num_features)
-    elif data_args.bigwig or data_args.bigwig_dir:
-        signals = BigWigSignals(_bigwig_tracks(data_args, extractor.mark_names))
-    else:
-        raise SystemExit("give the signals: --npy_dir, --bigwig_dir or --bigwig")
+    genes, signals = data_args.read(extractor, require_split)
+    description = description or f"genes of {Path(data_args.metadata or data_args.tss_table).name}"
     return genes, signals, description
 
 
@@ -302,18 +255,32 @@ def main(argv: list[str] | None = None):
     ):
         raise SystemExit("the feature extractor's bin sizes, w_max or marks do not match the model config")
 
-    genes, signals, description = load_genes_and_signals(data_args, extractor, training_args)
-    dataset = ChromoformerDataset(genes, signals, extractor, target=model_args.task, cache=data_args.cache_features)
-    train_dataset, eval_dataset = dataset.split_by_fold(data_args.fold)
-    if data_args.max_train_samples is not None:
-        train_dataset = train_dataset.subset(np.arange(len(train_dataset)) < data_args.max_train_samples)
-    if data_args.max_eval_samples is not None:
-        eval_dataset = eval_dataset.subset(np.arange(len(eval_dataset)) < data_args.max_eval_samples)
-    logger.info("fold %d: %d training and %d validation genes", data_args.fold, len(train_dataset), len(eval_dataset))
+    if data_args.predict_genes not in ("validation", "all"):
+        raise SystemExit(f"--predict_genes must be 'validation' or 'all', got {data_args.predict_genes!r}")
+    predict_all = training_args.do_predict and data_args.predict_genes == "all"
+    needs_targets = training_args.do_train or training_args.do_eval or not predict_all
+    genes, signals, description = load_genes_and_signals(data_args, extractor, training_args, needs_targets)
+    train_dataset = eval_dataset = None
+    if needs_targets:
+        dataset = ChromoformerDataset(
+            genes, signals, extractor, target=model_args.task, cache=data_args.cache_features
+        )
+        train_dataset, eval_dataset = dataset.split_by_fold(data_args.fold)
+        if data_args.max_train_samples is not None:
+            train_dataset = train_dataset.subset(np.arange(len(train_dataset)) < data_args.max_train_samples)
+        if data_args.max_eval_samples is not None:
+            eval_dataset = eval_dataset.subset(np.arange(len(eval_dataset)) < data_args.max_eval_samples)
+        logger.info(
+            "fold %d: %d training and %d validation genes", data_args.fold, len(train_dataset), len(eval_dataset)
+        )
+    predict_dataset = ChromoformerDataset(genes, signals, extractor, target=None) if predict_all else eval_dataset
     # Every signal file is read once now: a missing or non-finite one stops the run before training, not after it.
-    evaluated = training_args.do_eval or training_args.do_predict
-    for dataset, needed in ((train_dataset, training_args.do_train), (eval_dataset, evaluated)):
-        if needed:
+    for dataset, needed in (
+        (train_dataset, training_args.do_train),
+        (eval_dataset, training_args.do_eval),
+        (predict_dataset, training_args.do_predict),
+    ):
+        if needed and dataset is not None:
             dataset.check_inputs()
 
     if model_args.model_name_or_path:
@@ -340,7 +307,7 @@ def main(argv: list[str] | None = None):
         model=model,
         args=training_args,
         train_dataset=train_dataset if training_args.do_train else None,
-        eval_dataset=eval_dataset if (training_args.do_eval or training_args.do_predict) else None,
+        eval_dataset=eval_dataset if training_args.do_eval else None,
         processing_class=extractor,
         data_collator=default_data_collator,
         compute_metrics=_compute_metrics_for(model_args.task),
@@ -374,15 +341,20 @@ def main(argv: list[str] | None = None):
             trainer.create_model_card()
 
     if training_args.do_predict:
-        output = trainer.predict(eval_dataset)
+        output = trainer.predict(predict_dataset)
         if training_args.should_save:
-            table = eval_dataset.genes[["gene_id", "chrom", "start", "strand"]].copy()
-            logits = output.predictions
+            table = predict_dataset.genes[["gene_id", "chrom", "start", "strand"]].copy()
+            logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+            targets = output.label_ids
             if model_args.task == "regression":
-                table["target"], table["prediction"] = output.label_ids, logits.reshape(-1)
+                if targets is not None:
+                    table["target"] = targets
+                table["prediction"] = logits.reshape(-1)
             else:
                 shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-                table["label"], table["prediction"] = output.label_ids, shifted[:, 1] / shifted.sum(axis=1)
+                if targets is not None:
+                    table["label"] = targets
+                table["prediction"] = shifted[:, 1] / shifted.sum(axis=1)
             path = Path(training_args.output_dir) / "predictions.csv"
             pd.DataFrame(table).to_csv(path, index=False)
             logger.info("wrote %s", path)

@@ -11,7 +11,9 @@ the same folds as `genomic-models-predict-expression` uses for the embedding reg
         --gene_table genes.tsv --expression_file expression.txt.gz --output_dir out --do_train --do_eval
 
 Arguments come from the command line or one JSON file, as in run_mlm.py; training resumes from the last checkpoint
-in --output_dir, and --push_to_hub publishes the checkpoint with its model card.
+in --output_dir, and --push_to_hub publishes the checkpoint with its model card. The checkpoint folder also gets
+`chunk_sites.tsv`, the variants of every gene's chunk, which `genomic-models-haplotype-predict` lines new people's
+VCFs up with.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import genomic_models  # noqa: F401  (registers the architectures)
 from genomic_models.collators import DataCollatorForExpressionRegression
 from genomic_models.console import run_command
 from genomic_models.data.expression import expression_scaling, with_expression
+from genomic_models.data.haplotypes import write_chunk_sites
 from genomic_models.errors import GenomicInputError
 from genomic_models.metrics.expression import expression_metrics
 from genomic_models.recipes.expression import ExpressionDataArguments, load_expression_data
@@ -213,6 +216,10 @@ def main(argv: list[str] | None = None):
             "trainable_dss_layers": model_args.num_trainable_layers,
         }
         trainer.save_model()
+        if training_args.should_save:
+            # The variants of each chunk, so new people's VCFs can be lined up with them for prediction
+            # (genomic-models-haplotype-predict): the head weighs each variant position.
+            write_chunk_sites(data.sites[data.sites["GENE_ID"].isin(data.genes)], training_args.output_dir)
         trainer.log_metrics("train", metrics)
         trainer.save_metrics("train", metrics)
         trainer.save_state()

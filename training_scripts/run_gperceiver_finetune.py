@@ -24,7 +24,6 @@ import sys
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 from transformers import AutoConfig, AutoTokenizer, EarlyStoppingCallback, HfArgumentParser, set_seed
 
 import genomic_models  # noqa: F401  (registers the architectures)
@@ -35,8 +34,8 @@ from genomic_models.data.genotype_tables import (
     PhenotypeTable,
     assign_folds,
     check_phenotype_names,
-    read_phenotypes,
-    read_wide_phenotypes,
+    read_phenotype_file,
+    write_phenotype_predictions,
 )
 from genomic_models.metrics.phenotype import phenotype_metrics
 from genomic_models.models.gperceiver import GPerceiverConfig, GPerceiverForPhenotypePrediction
@@ -125,31 +124,16 @@ def parse(argv: list[str]):
     return parse_script_arguments(parser, argv)
 
 
-def load_phenotypes(data_args: PhenotypeDataArguments, genotype_names: list[str]) -> PhenotypeTable:
+def load_phenotypes(data_args: PhenotypeDataArguments, genotype_names: list[str]) -> PhenotypeTable | None:
+    """The phenotype table, or None without --phenotypes_file (prediction only)."""
     if not data_args.phenotypes_file:
-        raise ValueError("give --phenotypes_file")
-    if data_args.response_columns:
-        columns = [column.strip() for column in data_args.response_columns.split(",") if column.strip()]
-        phenotypes = read_wide_phenotypes(
-            data_args.phenotypes_file,
-            columns,
-            sample_column=data_args.sample_column,
-            duplicates=data_args.duplicate_observations,
-        )
-    else:
-        phenotypes = read_phenotypes(data_args.phenotypes_file, duplicates=data_args.duplicate_observations)
-    if phenotypes.info.get("dropped_missing_response"):
-        logger.info(
-            "%s: dropped %d observation(s) with a missing response (empty, NA or -9)",
-            data_args.phenotypes_file,
-            phenotypes.info["dropped_missing_response"],
-        )
-    if phenotypes.info.get("averaged_duplicate_rows"):
-        logger.warning(
-            "%s: averaged %d repeated observation(s) of the same individual and block (--duplicate_observations mean)",
-            data_args.phenotypes_file,
-            phenotypes.info["averaged_duplicate_rows"],
-        )
+        return None
+    phenotypes = read_phenotype_file(
+        data_args.phenotypes_file,
+        data_args.response_columns,
+        data_args.sample_column,
+        duplicates=data_args.duplicate_observations,
+    )
     check_phenotype_names(phenotypes, genotype_names)
     if data_args.n_folds:
         phenotypes = assign_folds(phenotypes, data_args.n_folds, data_args.fold_seed)
@@ -183,6 +167,8 @@ def main(argv: list[str] | None = None):
         params, model_args.config_overrides, block_strategy=model_args.block_strategy, phenotype_loss=model_args.loss
     )
     checkpoint = model_args.model_name_or_path
+    if training_args.do_train and not data_args.phenotypes_file:
+        raise ValueError("training needs --phenotypes_file (without --do_train a finetuned model only predicts)")
     tokenizer = (
         AutoTokenizer.from_pretrained(checkpoint, trust_remote_code=model_args.trust_remote_code)
         if checkpoint
@@ -192,23 +178,29 @@ def main(argv: list[str] | None = None):
         inputs = load_genotypes(data_args, tokenizer, config_kwargs.get("ploidy"), config_kwargs.get("num_alleles"))
         phenotypes = load_phenotypes(data_args, inputs.genotypes.names)
     tokenizer, genotypes = inputs.tokenizer, inputs.genotypes
-    train_table, eval_table = phenotypes.split(data_args.cv)
+    train_table = eval_table = None
+    if phenotypes is not None:
+        train_table, eval_table = phenotypes.split(data_args.cv)
     train_dataset, eval_dataset = phenotype_dataset(genotypes, train_table), phenotype_dataset(genotypes, eval_table)
-    if train_dataset is None:
+    if train_dataset is None and training_args.do_train:
         raise ValueError(
             f"{data_args.phenotypes_file}: no training observations left after taking cv == {data_args.cv}"
         )
     logger.info(
         "genotypes: %s; %d training and %d validation observations in %d block(s)",
         inputs.description,
-        len(train_table.frame),
+        0 if train_table is None else len(train_table.frame),
         0 if eval_table is None else len(eval_table.frame),
-        phenotypes.num_blocks,
+        0 if phenotypes is None else phenotypes.num_blocks,
     )
 
-    head_fields = {"num_blocks": phenotypes.num_blocks, "block_names": phenotypes.block_names}
+    head_fields = {}
+    if phenotypes is not None and (training_args.do_train or not checkpoint):  # a head for the file's environments
+        head_fields = {"num_blocks": phenotypes.num_blocks, "block_names": phenotypes.block_names}
     if checkpoint:
         saved = AutoConfig.from_pretrained(checkpoint, trust_remote_code=model_args.trust_remote_code)
+        if not training_args.do_train:  # predicting (or evaluating) with the checkpoint's own head
+            check_finetuned_for(saved, phenotypes, checkpoint)
         settings = settings_for_checkpoint(saved, config_kwargs, adjustable=("num_blocks", "block_strategy"))
         model = GPerceiverForPhenotypePrediction.from_pretrained(
             checkpoint, trust_remote_code=model_args.trust_remote_code, **{**settings, **head_fields}
@@ -217,8 +209,9 @@ def main(argv: list[str] | None = None):
         model = GPerceiverForPhenotypePrediction(
             GPerceiverConfig(**{**config_kwargs, **tokenizer.model_config_kwargs(), **head_fields})
         )
+    phenotype_source = os.path.basename(data_args.phenotypes_file) if data_args.phenotypes_file else "none"
     card = genomic_models.ModelCardContext(
-        dataset_name=f"{inputs.description}; phenotypes {os.path.basename(data_args.phenotypes_file)}",
+        dataset_name=f"{inputs.description}; phenotypes {phenotype_source}",
         base_model=checkpoint if checkpoint and not os.path.isdir(checkpoint) else None,
         eval_split=f"rows with cv == {data_args.cv}" if data_args.cv is not None else "training rows",
     )
@@ -315,7 +308,10 @@ def main(argv: list[str] | None = None):
     if data_args.predictions_file:
         predictions = predict_all(trainer, genotypes)  # every rank takes part in the gather
         if trainer.is_world_process_zero():
-            write_predictions(data_args.predictions_file, predictions, genotypes, phenotypes)
+            block_names = list(model.config.block_names or range(model.config.num_blocks))
+            write_phenotype_predictions(
+                data_args.predictions_file, genotypes.names, predictions, block_names, phenotypes
+            )
     if training_args.push_to_hub:
         trainer.push_to_hub(model_name=training_args.hub_model_id)
     return trainer
@@ -328,26 +324,17 @@ def predict_all(trainer: GenomicTrainer, genotypes) -> np.ndarray:
     return predictions[0] if isinstance(predictions, tuple) else predictions
 
 
-def write_predictions(path: str, predictions: np.ndarray, genotypes, phenotypes: PhenotypeTable) -> pd.DataFrame:
-    """Every genotype x block with the observed response (NaN when unobserved), its cv value and the prediction."""
-    blocks = phenotypes.num_blocks
-    table = pd.DataFrame(
-        {
-            "name": np.repeat(genotypes.names, blocks),
-            "block": np.tile(np.arange(blocks), len(genotypes.names)),
-            "prediction": np.asarray(predictions, dtype=np.float64).reshape(-1),
-        }
-    )
-    observed = phenotypes.frame.groupby(["name", "block"], sort=False).agg(
-        {"response": "mean", **({"cv": "first"} if "cv" in phenotypes.frame.columns else {})}
-    )
-    table = table.merge(observed.reset_index(), on=["name", "block"], how="left")
-    table.insert(2, "block_name", [phenotypes.block_names[block] for block in table["block"]])
-    if "cv" in table.columns and pd.api.types.is_float_dtype(table["cv"]) and (table["cv"].dropna() % 1 == 0).all():
-        table["cv"] = table["cv"].astype("Int64")
-    columns = ["name", "block", "block_name", "response", *(["cv"] if "cv" in table.columns else []), "prediction"]
-    table[columns].to_csv(path, sep="\t", index=False, na_rep="NA")
-    return table[columns]
+def check_finetuned_for(config, phenotypes: PhenotypeTable | None, checkpoint: str) -> None:
+    """Predicting without training needs a finetuned phenotype head whose environments cover the phenotype file."""
+    if "GPerceiverForPhenotypePrediction" not in (getattr(config, "architectures", None) or []):
+        raise ValueError(
+            f"{checkpoint} holds {config.architectures}, not a finetuned GPerceiverForPhenotypePrediction: "
+            "add --do_train and --phenotypes_file to finetune it"
+        )
+    if phenotypes is not None and phenotypes.num_blocks > config.num_blocks:
+        raise ValueError(
+            f"{phenotypes.source} has {phenotypes.num_blocks} environments, the model predicts {config.num_blocks}"
+        )
 
 
 if __name__ == "__main__":

@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None):
     set_seed(training_args.seed)
 
     resolved = resolve_expression_data(data_args)
+    if not resolved.train_paths and (training_args.do_train or not model_args.model_name_or_path):
+        raise SystemExit("training needs --train_files (or --pbmc68k_reduced); --eval_files alone only evaluates")
     source = model_args.tokenizer_name or model_args.model_name_or_path
     if source:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=model_args.trust_remote_code)
@@ -226,6 +228,11 @@ def _training_labels(resolved, data_args, label_column: str, config) -> list[str
     """Classes: the config's labels when finetuning a classifier further, else the training cells' labels."""
     if config is not None and getattr(config, "problem_type", None) == "single_label_classification":
         return [config.id2label[index] for index in range(config.num_labels)]
+    if not resolved.train_paths:
+        raise SystemExit(
+            "evaluating without --train_files needs a finetuned classifier (its classes); annotate new cells with "
+            "genomic-models-annotate-cells"
+        )
     reading = shard_reading(data_args)
     found = set()
     for path in resolved.train_paths:

@@ -31,14 +31,7 @@ from genomic_models import (
 )
 from genomic_models.collators import DataCollatorForKinship
 from genomic_models.console import run_command
-from genomic_models.data.kinship import (
-    KinshipMatrix,
-    read_kin0,
-    read_king,
-    read_kinship_csv,
-    read_sample_table,
-    sample_labels,
-)
+from genomic_models.data.kinship import KinshipMatrix, read_kinship_file, read_sample_table, sample_labels
 from genomic_models.data.kinship_sequences import build_kinship_datasets
 from genomic_models.kinship import king_robust_from_file
 from genomic_models.metrics.kinship import kinship_regression_metrics, token_accuracy
@@ -91,12 +84,7 @@ def load_kinship(data_args: DataArguments, output_dir: str) -> tuple[KinshipMatr
     """(kinship, description, sample table path, dataset type) from the data arguments."""
     if data_args.kinship_file:
         path = data_args.kinship_file
-        if path.endswith(".kin0"):
-            kinship = read_kin0(path)
-        elif path.endswith(".csv"):
-            kinship = read_kinship_csv(path)
-        else:
-            kinship = read_king(path)
+        kinship = read_kinship_file(path)
         return kinship.require_complete(), f"kinship matrix {os.path.basename(path)}", data_args.sample_table, "king"
     chromosomes = None if data_args.all_chromosomes else "autosomes"
     if data_args.genotypes:

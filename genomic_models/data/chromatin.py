@@ -97,9 +97,14 @@ def _check_columns(table: pd.DataFrame, required: Sequence[str], source) -> None
 
 
 def _finish_gene_table(
-    table: pd.DataFrame, source, max_pcres: int, max_region_length: int, derive_labels: bool
+    table: pd.DataFrame, source, max_pcres: int, max_region_length: int, derive_labels: bool, require_split: bool = True
 ) -> pd.DataFrame:
-    """Common checks: unique genes, strands, TSS, pCRE count and length, split from chromosome, labels."""
+    """Common checks: unique genes, strands, TSS, pCRE count and length, split from chromosome, labels.
+
+    Labels and expression are optional (prediction needs neither). With `require_split=False` a gene on a contig
+    outside the original's chromosome groups gets split 0 (no fold) instead of an error: folds matter for training
+    only.
+    """
     duplicated = table.gene_id[table.gene_id.duplicated()].unique()
     if len(duplicated):
         raise GenomicInputError(source, f"gene_id repeated: {list(duplicated[:5])}")
@@ -121,7 +126,9 @@ def _finish_gene_table(
     if "split" not in table.columns or table["split"].isna().all():
         table["split"] = [chromosome_split(chrom) for chrom in table.chrom]
     bad = table["split"].isna() | ~table["split"].isin([1, 2, 3, 4, 1.0, 2.0, 3.0, 4.0])
-    if bad.any():
+    if bad.any() and not require_split:
+        table["split"] = table["split"].where(~bad, 0)
+    elif bad.any():
         row = table[bad].iloc[0]
         raise GenomicInputError(
             source,
@@ -150,15 +157,17 @@ def _finish_gene_table(
 
 
 def read_chromoformer_metadata(
-    path: str | os.PathLike, max_pcres: int = 8, max_region_length: int = 40000
+    path: str | os.PathLike, max_pcres: int = 8, max_region_length: int = 40000, require_split: bool = True
 ) -> pd.DataFrame:
     """Read the original metadata CSV into a gene table.
 
     Returns columns gene_id, chrom, start (0-based TSS), strand, split (1-4, from the chromosome when absent),
-    pcres (list of (chrom, start, end)), scores (list of float), and label / expression when present. The neighbors
-    and scores columns are required (empty for a gene without pCREs; how many genes have none is logged), so that a
-    misnamed column cannot silently train every gene without its pCREs. Errors name the file and row: a pCRE longer
-    than w_max, more pCREs than i_max, unequal neighbor and score counts, a bad region, strand or label.
+    pcres (list of (chrom, start, end)), scores (list of float), and label / expression when present (prediction
+    needs neither). The neighbors and scores columns are required (empty for a gene without pCREs; how many genes have
+    none is logged), so that a misnamed column cannot silently train every gene without its pCREs. Errors name the
+    file and row: a pCRE longer than w_max, more pCREs than i_max, unequal neighbor and score counts, a bad region,
+    strand or label. `require_split=False` (prediction) gives genes on contigs outside the original's chromosome
+    groups split 0 instead of an error.
     """
     table = _read_table(path)
     _check_columns(table, METADATA_COLUMNS, path)
@@ -192,7 +201,7 @@ def read_chromoformer_metadata(
     columns = [c for c in ("gene_id", "chrom", "start", "strand", "split", "label", "expression") if c in table]
     table = table[columns + ["pcres", "scores"]].copy()
     _log_pcre_counts(table, path)
-    return _finish_gene_table(table, path, max_pcres, max_region_length, derive_labels=False)
+    return _finish_gene_table(table, path, max_pcres, max_region_length, False, require_split)
 
 
 def _log_pcre_counts(table: pd.DataFrame, source) -> None:
@@ -249,13 +258,15 @@ def metadata_from_tables(
     max_region_length: int = 40000,
     min_score: float | None = None,
     skip_long_pcres: bool = False,
+    require_split: bool = True,
 ) -> pd.DataFrame:
     """Join a TSS table and an interactions table into the gene table `read_chromoformer_metadata` returns.
 
     Per gene, pCREs are ranked by score (ties by region name) and the top `max_pcres` kept, as the original's
     preprocessing did; `min_score` drops weaker pairs first (the original used > 1.5). A pCRE longer than w_max is
     an error, unless `skip_long_pcres` asks to drop such pCREs before ranking as the original's preprocessing did
-    (the number dropped is logged). Labels come from a label column, else expression >= median.
+    (the number dropped is logged). Labels come from a label column, else expression >= median; a table with neither
+    is fine for prediction. `require_split=False` (prediction) accepts genes outside the original's chromosome groups.
     """
     tss_source = tss_table if not isinstance(tss_table, pd.DataFrame) else "TSS table"
     tss = read_tss_table(tss_table) if not isinstance(tss_table, pd.DataFrame) else tss_table.copy()
@@ -297,7 +308,7 @@ def metadata_from_tables(
     columns = [c for c in ("gene_id", "chrom", "start", "strand", "split", "label", "expression") if c in table]
     table = table[columns + ["pcres", "scores"]].copy()
     _log_pcre_counts(table, source)
-    return _finish_gene_table(table, tss_source, max_pcres, max_region_length, derive_labels=True)
+    return _finish_gene_table(table, tss_source, max_pcres, max_region_length, True, require_split)
 
 
 def write_chromoformer_metadata(table: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -419,11 +430,75 @@ class BigWigSignals:
         return self.region(chrom, tss - half, tss + half)
 
 
+def find_bigwig_tracks(
+    marks: Sequence[str], bigwig: Sequence[str | os.PathLike] | None = None, bigwig_dir: str | os.PathLike | None = None
+) -> list[Path]:
+    """One bigWig per mark, in mark order: the `bigwig` paths as given, or `{bigwig_dir}/{mark}.bw` (.bigWig)."""
+    if bigwig:
+        if len(bigwig) != len(marks):
+            raise GenomicInputError(None, f"{len(bigwig)} bigWig tracks given for {len(marks)} marks {list(marks)}")
+        return [Path(path) for path in bigwig]
+    if bigwig_dir is None:
+        raise ValueError("give the bigWig tracks or the folder holding {mark}.bw")
+    folder, tracks = Path(bigwig_dir), []
+    for mark in marks:
+        found = [folder / f"{mark}{suffix}" for suffix in (".bw", ".bigWig", ".bigwig")]
+        found = [path for path in found if path.exists()]
+        if not found:
+            raise GenomicInputError(folder, f"no bigWig track {mark}.bw (marks in order: {list(marks)})")
+        tracks.append(found[0])
+    return tracks
+
+
+def open_signals(
+    feature_extractor,
+    npy_dir: str | os.PathLike | None = None,
+    bigwig: Sequence[str | os.PathLike] | None = None,
+    bigwig_dir: str | os.PathLike | None = None,
+):
+    """The signal source of a data set: the original's `.npy` folder, or one bigWig per mark of the extractor."""
+    if npy_dir:
+        return NpySignals(npy_dir, feature_extractor.num_features)
+    if bigwig or bigwig_dir:
+        return BigWigSignals(find_bigwig_tracks(feature_extractor.mark_names, bigwig, bigwig_dir))
+    raise ValueError("give the signals: an .npy folder (npy_dir), bigWig tracks (bigwig) or their folder (bigwig_dir)")
+
+
+def read_gene_inputs(
+    feature_extractor,
+    metadata: str | os.PathLike | None = None,
+    tss_table: str | os.PathLike | pd.DataFrame | None = None,
+    interactions: str | os.PathLike | pd.DataFrame | None = None,
+    min_score: float | None = None,
+    skip_long_pcres: bool = False,
+    require_split: bool = True,
+) -> pd.DataFrame:
+    """The gene table of either layout (the original's metadata CSV, or a TSS table with an interactions table),
+    with the extractor's i_max and w_max."""
+    if metadata:
+        return read_chromoformer_metadata(
+            metadata, feature_extractor.max_pcres, feature_extractor.max_region_length, require_split
+        )
+    if tss_table is not None:
+        return metadata_from_tables(
+            tss_table,
+            interactions,
+            feature_extractor.max_pcres,
+            feature_extractor.max_region_length,
+            min_score,
+            skip_long_pcres,
+            require_split,
+        )
+    raise ValueError("give the genes: the original's metadata CSV, or a TSS table (with an interactions table)")
+
+
 class ChromoformerDataset(torch.utils.data.Dataset):
     """A map-style dataset of model inputs, one gene per item, read lazily from a signal source.
 
     Items are dicts of numpy arrays (the feature extractor's outputs) plus `labels`: the 0/1 label for
-    classification, log2(expression + 1) for regression (the original's targets), absent when `target` is None.
+    classification, log2(expression + 1) for regression (the original's targets), absent when `target` is None
+    (prediction: the gene table needs no label or expression). `with_gene_id=True` adds the gene's id to each item
+    (for pipelines, which carry it through to their outputs; Trainer's collator cannot batch strings).
     With `cache=True` a gene's inputs are kept after the first read (about 130 kB per gene at the defaults).
     """
 
@@ -434,6 +509,7 @@ class ChromoformerDataset(torch.utils.data.Dataset):
         feature_extractor,
         target: str | None = "classification",
         cache: bool = False,
+        with_gene_id: bool = False,
     ):
         if target not in ("classification", "regression", None):
             raise ValueError(f"target must be 'classification', 'regression' or None, got {target!r}")
@@ -450,6 +526,7 @@ class ChromoformerDataset(torch.utils.data.Dataset):
         self.signals = signals
         self.feature_extractor = feature_extractor
         self.target = target
+        self.with_gene_id = with_gene_id
         self._cache = {} if cache else None
 
     def __len__(self) -> int:
@@ -481,6 +558,8 @@ class ChromoformerDataset(torch.utils.data.Dataset):
             item["labels"] = int(row.label)
         elif self.target == "regression":
             item["labels"] = float(np.log2(float(row.expression) + 1))
+        if self.with_gene_id:
+            item["gene_id"] = str(row.gene_id)
         if self._cache is not None:
             self._cache[index] = item
         return dict(item)
@@ -512,10 +591,13 @@ __all__ = [
     "ChromoformerDataset",
     "NpySignals",
     "chromosome_split",
+    "find_bigwig_tracks",
     "fold_splits",
     "metadata_from_tables",
+    "open_signals",
     "parse_region",
     "read_chromoformer_metadata",
+    "read_gene_inputs",
     "read_interactions",
     "read_tss_table",
     "write_chromoformer_metadata",

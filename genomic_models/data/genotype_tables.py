@@ -10,6 +10,7 @@ Every malformed input raises `GenomicInputError` naming the file and the row or 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from genomic_models.tokenization.tokenization_genotype import (
 
 from ..errors import GenomicInputError, require_finite
 from .genotypes import GenotypeMatrix
+
+logger = logging.getLogger(__name__)
 
 PHENOTYPE_COLUMNS = ("name", "response", "block")
 
@@ -164,6 +167,30 @@ def tokenizer_from_marker_table(
 
 # ------------------------------------------------------------------------------------------------------------------
 # markers.tsv
+def _read_markers_file(source: str) -> pd.DataFrame:
+    """markers.tsv as read: its first column must be `name` (the individuals)."""
+    table = _read_table(source, dtype={"name": str})
+    if table.columns[0] != "name":
+        raise GenomicInputError(source, f"the first column must be 'name', got {table.columns[0]!r}", record="header")
+    return table
+
+
+def _integer_codes(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The marker columns of a markers.tsv table as numbers (NaN where missing); a value that is not an integer is an
+    error naming its row and column."""
+    values = table.iloc[:, 1:]
+    numeric = values.apply(pd.to_numeric, errors="coerce")
+    not_integer = (numeric.isna() & values.notna()) | (numeric.notna() & (numeric % 1 != 0))
+    if not_integer.to_numpy().any():
+        row, column = np.argwhere(not_integer.to_numpy())[0]
+        raise GenomicInputError(
+            source,
+            f"value {values.iat[row, column]!r} is not an integer genotype code",
+            record=f"row {table['name'].iloc[row]}, column {table.columns[column + 1]}",
+        )
+    return numeric
+
+
 def read_marker_codes(path: str | os.PathLike, tokenizer: GenotypeTokenizer) -> GenotypeCodes:
     """markers.tsv (name, then one integer column per marker) -> codes in the tokenizer's marker order.
 
@@ -172,9 +199,7 @@ def read_marker_codes(path: str | os.PathLike, tokenizer: GenotypeTokenizer) -> 
     decoder of the tokenizer's ploidy and allele count).
     """
     source = os.fspath(path)
-    table = _read_table(source, dtype={"name": str})
-    if table.columns[0] != "name":
-        raise GenomicInputError(source, f"the first column must be 'name', got {table.columns[0]!r}", record="header")
+    table = _read_markers_file(source)
     names = table["name"].astype(str).tolist()
     markers = [str(column) for column in table.columns[1:]]
     unknown = [marker for marker in markers if marker not in tokenizer._marker_index]
@@ -189,16 +214,7 @@ def read_marker_codes(path: str | os.PathLike, tokenizer: GenotypeTokenizer) -> 
         raise GenomicInputError(
             source, f"{len(absent)} marker(s) of the chromosome table have no column, e.g. {absent[:5]}"
         )
-    values = table.iloc[:, 1:]
-    numeric = values.apply(pd.to_numeric, errors="coerce")
-    not_integer = (numeric.isna() & values.notna()) | (numeric.notna() & (numeric % 1 != 0))
-    if not_integer.to_numpy().any():
-        row, column = np.argwhere(not_integer.to_numpy())[0]
-        raise GenomicInputError(
-            source,
-            f"value {values.iat[row, column]!r} is not an integer genotype code",
-            record=f"row {names[row]}, column {markers[column]}",
-        )
+    numeric = _integer_codes(table, source)
     codes = numeric.fillna(0).to_numpy(dtype=np.int64)
     vocab = num_genotype_codes(tokenizer.ploidy, tokenizer.num_alleles)
     bad = (codes < 0) | (codes >= vocab)
@@ -357,6 +373,35 @@ def read_phenotypes(
     return table_out
 
 
+def read_phenotype_file(
+    path: str | os.PathLike,
+    response_columns: str | None = None,
+    sample_column: str = "IID",
+    duplicates: str = "error",
+) -> PhenotypeTable:
+    """gperceiver's phenos.tsv, or with `response_columns` ("PHENO,PHENO2": one block each) a wide table with one row
+    per individual in `sample_column` (what the commands' --phenotypes_file / --response_columns read). Dropped
+    missing responses and averaged repeated observations (`duplicates="mean"`) are logged with their counts."""
+    if response_columns:
+        columns = [column.strip() for column in response_columns.split(",") if column.strip()]
+        phenotypes = read_wide_phenotypes(path, columns, sample_column=sample_column, duplicates=duplicates)
+    else:
+        phenotypes = read_phenotypes(path, duplicates=duplicates)
+    if phenotypes.info.get("dropped_missing_response"):
+        logger.info(
+            "%s: dropped %d observation(s) with a missing response (empty, NA or -9)",
+            path,
+            phenotypes.info["dropped_missing_response"],
+        )
+    if phenotypes.info.get("averaged_duplicate_rows"):
+        logger.warning(
+            "%s: averaged %d repeated observation(s) of the same individual and block (duplicates='mean')",
+            path,
+            phenotypes.info["averaged_duplicate_rows"],
+        )
+    return phenotypes
+
+
 def read_wide_phenotypes(
     path: str | os.PathLike,
     response_columns: Sequence[str],
@@ -513,6 +558,103 @@ def _read_table(source: str, dtype=None, na_values=None) -> pd.DataFrame:
         raise GenomicInputError(source, f"not a readable table ({error})") from None
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# new genotypes for prediction (the "phenotype-prediction" pipeline and genomic-models-predict-phenotypes)
+VCF_SUFFIXES = (".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")
+
+
+def genotype_file_format(path: str | os.PathLike) -> str:
+    """"vcf", "plink" (a .bed, or a prefix with .bed/.bim/.fam) or "markers" (the seed's markers.tsv)."""
+    text = os.fspath(path)
+    if text.lower().endswith(VCF_SUFFIXES):
+        return "vcf"
+    if text.endswith(".bed") or os.path.exists(text + ".bed"):
+        return "plink"
+    return "markers"
+
+
+def genotype_file_samples(path: str | os.PathLike) -> list[str]:
+    """The individuals of a genotype file, in file order, read from its header (.fam, first column)."""
+    source = os.fspath(path)
+    kind = genotype_file_format(source)
+    if kind == "vcf":
+        from cyvcf2 import VCF
+
+        if not os.path.exists(source):
+            raise GenomicInputError(source, "no such file")
+        reader = VCF(source, lazy=True, threads=1)
+        names = list(reader.samples)
+        reader.close()
+        return names
+    if kind == "plink":
+        fam = (source[:-4] if source.endswith(".bed") else source) + ".fam"
+        if not os.path.exists(fam):
+            raise GenomicInputError(fam, "no such file (a PLINK fileset needs .bed, .bim and .fam)")
+        return pd.read_csv(fam, sep=r"\s+", header=None, dtype=str, usecols=[1])[1].tolist()
+    return _read_markers_file(source)["name"].astype(str).tolist()
+
+
+def read_genotypes_for_prediction(path: str | os.PathLike, samples: Sequence[str] | None = None):
+    """Genotypes of new individuals as the "phenotype-prediction" pipeline takes them: a `GenotypeMatrix` from a
+    VCF/BCF or PLINK fileset, or the markers.tsv table (a DataFrame: name, then one code column per marker).
+    Markers are aligned to a model's table by the pipeline (extra ones dropped, absent ones missing).
+
+    Args:
+        samples: Only these individuals, in this order (each must be in the file).
+    """
+    from .genotypes import read_plink, read_vcf
+    from .samples import sample_positions
+
+    source = os.fspath(path)
+    kind = genotype_file_format(source)
+    if kind == "vcf":
+        return read_vcf(source, samples=samples)
+    if kind == "plink":
+        return read_plink(source, samples=samples)
+    table = _read_markers_file(source)
+    table = pd.concat([table[["name"]], _integer_codes(table, source)], axis=1)
+    duplicated = table["name"][table["name"].duplicated()].tolist()
+    if duplicated:
+        raise GenomicInputError(source, f"individual(s) {duplicated[:5]} appear more than once", record="column name")
+    if samples is not None:
+        rows = sample_positions(table["name"].astype(str).tolist(), samples, source)
+        table = table.iloc[rows].reset_index(drop=True)
+    return table
+
+
+def write_phenotype_predictions(
+    path: str | os.PathLike,
+    names: Sequence[str],
+    predictions: np.ndarray,
+    block_names: Sequence[str],
+    phenotypes: PhenotypeTable | None = None,
+) -> pd.DataFrame:
+    """The predictions TSV of gperceiver_finetune: every individual x block (name, block, block_name, the observed
+    response and cv when a phenotype table is given, NA otherwise, prediction), individuals in `names` order."""
+    blocks = len(block_names)
+    table = pd.DataFrame(
+        {
+            "name": np.repeat(list(names), blocks),
+            "block": np.tile(np.arange(blocks), len(names)),
+            "prediction": np.asarray(predictions, dtype=np.float64).reshape(-1),
+        }
+    )
+    has_cv = phenotypes is not None and "cv" in phenotypes.frame.columns
+    if phenotypes is not None and len(phenotypes.frame):
+        observed = phenotypes.frame.groupby(["name", "block"], sort=False).agg(
+            {"response": "mean", **({"cv": "first"} if has_cv else {})}
+        )
+        table = table.merge(observed.reset_index(), on=["name", "block"], how="left")
+    else:
+        table["response"] = np.nan
+    table.insert(2, "block_name", [str(block_names[block]) for block in table["block"]])
+    if has_cv and pd.api.types.is_float_dtype(table["cv"]) and (table["cv"].dropna() % 1 == 0).all():
+        table["cv"] = table["cv"].astype("Int64")
+    columns = ["name", "block", "block_name", "response", *(["cv"] if has_cv else []), "prediction"]
+    table[columns].to_csv(path, sep="\t", index=False, na_rep="NA")
+    return table[columns]
+
+
 class GenotypeDataset(torch.utils.data.Dataset):
     """Rows {"input_ids": codes (markers,), "name": id[, "labels": (num_blocks,) responses]} for Trainer."""
 
@@ -533,6 +675,11 @@ class GenotypeDataset(torch.utils.data.Dataset):
 
 
 __all__ = [
+    "VCF_SUFFIXES",
+    "genotype_file_format",
+    "genotype_file_samples",
+    "read_genotypes_for_prediction",
+    "write_phenotype_predictions",
     "GenotypeCodes",
     "GenotypeDataset",
     "PHENOTYPE_COLUMNS",
@@ -542,6 +689,7 @@ __all__ = [
     "genotype_codes_from_matrix",
     "read_marker_codes",
     "read_marker_table",
+    "read_phenotype_file",
     "read_phenotypes",
     "read_wide_phenotypes",
     "tokenizer_from_genotype_matrix",

@@ -39,7 +39,10 @@ from genomic_models.tokenization.tokenization_gene_bin import (
     PHENOTYPE_TYPES,
     ExpressionValueError,
     GeneBinTokenizer,
+    RawCountsError,
     UnknownPhenotypeError,
+    check_not_raw_counts,
+    log_normalize,
 )
 
 from ..errors import GenomicInputError
@@ -294,21 +297,6 @@ def _matrix_x(adata):
         return adata.X
     except KeyError:
         return None
-
-
-def log_normalize(block, target_sum: float = 1e4):
-    """normalize_total(target_sum) then log1p, per cell over all its genes (scanpy's default preprocessing)."""
-    if hasattr(block, "tocsr") and not isinstance(block, np.ndarray):
-        block = block.tocsr().astype(np.float32)
-        totals = np.asarray(block.sum(axis=1)).ravel()
-        scale = np.divide(target_sum, totals, out=np.zeros_like(totals, dtype=np.float64), where=totals > 0)
-        block = block.multiply(scale[:, None]).tocsr()
-        block.data = np.log1p(block.data).astype(np.float32)
-        return block
-    block = np.asarray(block, dtype=np.float32)
-    totals = block.sum(axis=1, keepdims=True)
-    scale = np.divide(target_sum, totals, out=np.zeros_like(totals), where=totals > 0)
-    return np.log1p(block * scale)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -630,18 +618,10 @@ def _source_hint(shard: H5adShard, problem: str) -> str:
 
 def _reject_counts(shard: H5adShard, block) -> None:
     """Integer values above COUNTS_MAXIMUM are raw counts: fixed bins on them would put every gene in the top bin."""
-    values = block.data if hasattr(block, "tocsr") and not isinstance(block, np.ndarray) else np.asarray(block)
-    values = values.ravel()[:1_000_000]
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return
-    largest = float(finite.max())
-    if largest > COUNTS_MAXIMUM and np.all(finite == np.round(finite)):
-        raise GenomicInputError(
-            shard.path,
-            f"{shard.expression} holds integers up to {largest:g}: raw counts, not log-normalised expression. Pass "
-            "normalize='log1p' (normalize_total to 1e4, then log1p) or choose a log-normalised matrix.",
-        )
+    try:
+        check_not_raw_counts(block)
+    except RawCountsError as error:
+        raise GenomicInputError(shard.path, f"{shard.expression} holds {error}") from None
 
 
 def _class_labels(values: pd.Series, label2id: Mapping[str, int]) -> np.ndarray:
@@ -789,6 +769,94 @@ class StreamedCells(IterableDataset):
                 yield dataset[int(row)]
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# whole files for the pipelines (genomic_models.pipelines), and their annotated copies
+def read_anndata(path: str | os.PathLike):
+    """An .h5ad file in memory (`anndata.read_h5ad`), legacy layouts included; unreadable files name the path.
+
+    The Polygene pipelines' `file_reader`: `pipeline("cell-classification", ...)("cells.h5ad")` annotates this
+    object. Commands read large files in row blocks instead (`H5adShard`).
+    """
+    import anndata
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise GenomicInputError(path, "no such h5ad file")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="anndata")
+        warnings.filterwarnings("ignore", message=".*(encoding metadata|very old version).*")
+        try:
+            return anndata.read_h5ad(path)
+        except Exception as error:  # h5py/anndata raise many types for a file that is not an h5ad
+            raise GenomicInputError(path, f"cannot be read as an h5ad file ({type(error).__name__}: {error})") from None
+
+
+def generated_anndata(result: dict):
+    """The AnnData of a "cell-generation" result dict (X, bins, obs, var_names, uns): the pipeline's
+    `result_builder`, so that with the package installed generation returns an AnnData."""
+    import anndata
+
+    obs = pd.DataFrame(result["obs"]).set_index("cell_id")
+    obs.index.name = None
+    for column in obs.columns:
+        obs[column] = pd.Categorical(obs[column])
+    adata = anndata.AnnData(X=result["X"], obs=obs, var=pd.DataFrame(index=pd.Index(result["var_names"])))
+    adata.layers["bins"] = result["bins"]
+    adata.uns["polygene_generation"] = {key: value for key, value in result["uns"].items() if value is not None}
+    return adata
+
+
+def is_current_h5ad_layout(path: str | os.PathLike) -> bool:
+    """Whether the file has anndata's current on-disk encoding (elements can be rewritten in place)."""
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        return handle.attrs.get("encoding-type") == "anndata"
+
+
+def write_annotated_h5ad(
+    source: str | os.PathLike, target: str | os.PathLike, obs_columns: Mapping, obsm: Mapping, uns: Mapping
+) -> None:
+    """`target` = the h5ad `source` with obs columns, obsm entries and uns entries added (or replaced).
+
+    Files in anndata's current layout are copied byte for byte and only obs, obsm and uns are rewritten, so the
+    expression matrices are never read into memory. Older layouts (e.g. scanpy's bundled datasets) are read whole
+    and written anew in the current layout.
+    """
+    import shutil
+
+    source, target = os.fspath(source), os.fspath(target)
+    if os.path.abspath(source) == os.path.abspath(target):
+        raise GenomicInputError(target, "the output would overwrite the input; choose another --output_file")
+    os.makedirs(os.path.dirname(os.path.abspath(target)) or ".", exist_ok=True)
+    if not is_current_h5ad_layout(source):
+        adata = read_anndata(source)
+        for name, values in obs_columns.items():
+            adata.obs[name] = values
+        for name, values in obsm.items():
+            adata.obsm[name] = values
+        adata.uns.update(uns)
+        with warnings.catch_warnings():  # old files carry keys anndata now warns about; they are written as they are
+            warnings.filterwarnings("ignore", category=FutureWarning, module="anndata")
+            adata.write_h5ad(target)
+        return
+    import h5py
+    from anndata.io import read_elem, write_elem
+
+    shutil.copyfile(source, target)
+    with h5py.File(target, "r+") as handle:
+        obs = read_elem(handle["obs"])
+        for name, values in obs_columns.items():
+            obs[name] = values
+        write_elem(handle, "obs", obs)
+        group = handle.require_group("obsm")
+        for name, values in obsm.items():
+            write_elem(group, name, values)
+        uns_group = handle.require_group("uns")
+        for name, values in uns.items():
+            write_elem(uns_group, name, values)
+
+
 __all__ = [
     "COUNTS_MAXIMUM",
     "GENE_ORDERS",
@@ -802,11 +870,15 @@ __all__ = [
     "check_shards",
     "expand_braces",
     "expand_paths",
+    "generated_anndata",
+    "is_current_h5ad_layout",
     "log_normalize",
     "order_genes",
     "parse_phenotype_columns",
     "pbmc68k_reduced_path",
     "phenotype_vocabulary",
+    "read_anndata",
     "split_cells",
     "tokenize_shard",
+    "write_annotated_h5ad",
 ]

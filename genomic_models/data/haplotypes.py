@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GenomicInputError
-from .chunks import Chunk, gene_chunks, gene_table_from_frame, read_gene_table, tiled_chunks
-from .genotypes import GenotypeMatrix, read_vcf
+from .chunks import Chunk, gene_chunks, gene_table_from_frame, normalize_chrom, read_gene_table, tiled_chunks
+from .genotypes import VARIANT_COLUMNS, GenotypeMatrix, read_vcf
 
 logger = logging.getLogger(__name__)
 
@@ -284,6 +284,191 @@ def load_haplotype_cohort(
     return HaplotypeCohort(matrix, chunks, haplotype_dataset(matrix, chunks, missing=missing, cache_dir=cache_dir))
 
 
+CHUNK_SITES_FILE = "chunk_sites.tsv"
+
+
+def write_chunk_sites(sites: pd.DataFrame, directory: str | os.PathLike) -> Path:
+    """Save a model's chunk sites (`HaplotypeCohort.sites()`, the seed's meta layout) beside its checkpoint, so that
+    new people's genotypes can be lined up with the variants the model was trained on."""
+    path = Path(directory) / CHUNK_SITES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sites.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def read_chunk_sites(path: str | os.PathLike) -> pd.DataFrame:
+    """A chunk-sites table: the seed's meta.csv(.gz) or a `chunk_sites.tsv` (GENE_ID, seq_idx, chrom, pos, ref, alt).
+
+    Returns it ordered by gene (order of first appearance) and seq_idx; a gene whose seq_idx is not 0..n-1, or a
+    missing column, is an error naming the file."""
+    source = os.fspath(path)
+    separator = "\t" if source.endswith((".tsv", ".tsv.gz", ".txt", ".txt.gz")) else ","
+    try:
+        sites = pd.read_csv(source, sep=separator, dtype={"chrom": str, "ref": str, "alt": str})
+    except (OSError, pd.errors.ParserError) as error:
+        raise GenomicInputError(source, f"cannot read the chunk sites ({error})") from None
+    missing = [column for column in ("GENE_ID", "seq_idx", "chrom", "pos", "ref", "alt") if column not in sites]
+    if missing:
+        raise GenomicInputError(source, f"missing column(s) {missing}; has {list(sites.columns)}")
+    sites["GENE_ID"] = sites["GENE_ID"].astype(str)
+    order = {gene: index for index, gene in enumerate(pd.unique(sites["GENE_ID"]))}
+    sites = sites.assign(_gene_order=sites["GENE_ID"].map(order)).sort_values(["_gene_order", "seq_idx"], kind="stable")
+    sites = sites.drop(columns="_gene_order").reset_index(drop=True)
+    for gene, group in sites.groupby("GENE_ID", sort=False):
+        if not np.array_equal(group["seq_idx"].to_numpy(), np.arange(len(group))):
+            raise GenomicInputError(source, "seq_idx must run 0..n-1 within each gene", record=str(gene))
+    return sites
+
+
+def find_chunk_sites(model_name_or_path: str | os.PathLike) -> Path | None:
+    """The `chunk_sites.tsv` saved with a checkpoint (a local folder, or a hub repository that holds one)."""
+    local = Path(model_name_or_path) / CHUNK_SITES_FILE
+    if local.exists():
+        return local
+    if Path(model_name_or_path).exists():
+        return None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(os.fspath(model_name_or_path), CHUNK_SITES_FILE))
+    except Exception:  # no such file in the repository, or offline
+        return None
+
+
+@dataclass
+class AlignedChunk:
+    """One gene's chunk for new people, lined up with the model's sites: genotype letters (samples, sites), with N
+    where a site is absent from the VCF or a call is missing, and what the alignment found."""
+
+    gene: str
+    samples: list[str]
+    letters: np.ndarray
+    report: dict
+
+    def rows(self) -> list[dict]:
+        """Pipeline inputs / haplotype-dataset rows: sample_id, chunk, genotype."""
+        return [
+            {"sample_id": sample, "chunk": self.gene, "genotype": row.tobytes().decode("ascii")}
+            for sample, row in zip(self.samples, self.letters)
+        ]
+
+
+class _VcfRegions:
+    """Reads the calls of a region of a VCF/BCF: through its index when it has one, else from the whole file read
+    once. Chromosome names are matched with or without the "chr" prefix."""
+
+    def __init__(self, vcf: str | os.PathLike, samples: Sequence[str] | None = None):
+        from cyvcf2 import VCF
+
+        self.vcf, self.samples = os.fspath(vcf), samples
+        if not os.path.exists(self.vcf):
+            raise GenomicInputError(self.vcf, "no such file")
+        reader = VCF(self.vcf, lazy=True, threads=1)
+        self.sample_ids = list(samples) if samples is not None else list(reader.samples)
+        self.indexed = any(os.path.exists(self.vcf + suffix) for suffix in (".csi", ".tbi"))
+        try:
+            names = list(reader.seqnames)
+        except (AttributeError, ValueError):
+            names = []
+        reader.close()
+        self.contigs = {normalize_chrom(name): name for name in names}
+        self._whole: GenotypeMatrix | None = None
+
+    def region(self, chrom: str, start: int, end: int) -> GenotypeMatrix:
+        if self.indexed and self.contigs:
+            name = self.contigs.get(normalize_chrom(chrom))
+            if name is None:  # no record on this chromosome: every site is absent
+                variants = pd.DataFrame({column: pd.Series(dtype=object) for column in VARIANT_COLUMNS})
+                empty = np.zeros((0, len(self.sample_ids), 2), dtype=np.int16)
+                return GenotypeMatrix(self.sample_ids, variants, empty, np.zeros((0, len(self.sample_ids)), bool))
+            return read_vcf(self.vcf, samples=self.samples, region=f"{name}:{start}-{end}")
+        if self._whole is None:
+            self._whole = read_vcf(self.vcf, samples=self.samples)
+        variants = self._whole.variants
+        on_chrom = variants["chrom"].map(normalize_chrom) == normalize_chrom(chrom)
+        inside = on_chrom & variants["pos"].between(start, end)
+        return self._whole.subset(np.flatnonzero(inside.to_numpy()))
+
+
+def align_to_sites(
+    vcf: str | os.PathLike,
+    sites: pd.DataFrame,
+    genes: Sequence[str] | None = None,
+    samples: Sequence[str] | None = None,
+    missing: str = "N",
+) -> Iterator[AlignedChunk]:
+    """New people's chunks at exactly the model's sites, gene by gene (the VCF is read one gene's region at a time
+    when it is indexed, so a genome-wide file streams).
+
+    A site matches a VCF record of the same chromosome, position and alleles; a record with REF and ALT swapped is
+    matched with its alleles flipped. A site without a matching biallelic record enters as N (the model's missing
+    letter) for everybody, as do missing calls when `missing="N"` ("error" rejects them). Heterozygous calls must be
+    phased. Each chunk's `report` counts sites, matches, swaps, absent sites and missing calls.
+    """
+    if missing not in ("error", "N"):
+        raise ValueError(f"missing must be 'error' or 'N', got {missing!r}")
+    wanted = list(pd.unique(sites["GENE_ID"])) if genes is None else [str(gene) for gene in genes]
+    unknown = sorted(set(wanted) - set(sites["GENE_ID"]))
+    if unknown:
+        raise GenomicInputError(None, f"gene(s) {unknown[:5]} have no chunk sites ({len(set(sites.GENE_ID))} genes)")
+    source = _VcfRegions(vcf, samples)
+    by_gene = dict(tuple(sites.groupby("GENE_ID", sort=False)))
+    for gene in wanted:
+        gene_sites = by_gene[gene]
+        chrom = str(gene_sites["chrom"].iloc[0])
+        matrix = source.region(chrom, int(gene_sites["pos"].min()), int(gene_sites["pos"].max()))
+        yield _align_chunk(matrix, gene, gene_sites, missing)
+
+
+def _align_chunk(matrix: GenotypeMatrix, gene: str, sites: pd.DataFrame, missing: str) -> AlignedChunk:
+    variants = matrix.variants
+    biallelic = ~variants["alt"].astype(str).str.contains(",") & (variants["alt"] != ".")
+    lookup, swapped_lookup = {}, {}
+    for index in np.flatnonzero(biallelic.to_numpy()):
+        row = variants.iloc[index]
+        lookup.setdefault((int(row.pos), str(row.ref), str(row.alt)), index)
+        swapped_lookup.setdefault((int(row.pos), str(row.alt), str(row.ref)), index)
+    n_samples = len(matrix.samples)
+    alleles = np.full((len(sites), n_samples, 2), -1, dtype=np.int16)
+    found = np.zeros(len(sites), dtype=bool)
+    swaps = 0
+    matched = []
+    for position, site in enumerate(sites.itertuples(index=False)):
+        key = (int(site.pos), str(site.ref), str(site.alt))
+        if key in lookup:
+            index, flip = lookup[key], False
+        elif key in swapped_lookup:
+            index, flip = swapped_lookup[key], True
+        else:
+            continue
+        calls = matrix.alleles[index]
+        if calls.shape[1] != 2:
+            raise GenomicInputError(matrix.source, f"ploidy {calls.shape[1]}; the haplotype model needs ploidy 2")
+        alleles[position] = np.where(calls < 0, -1, 1 - calls) if flip else calls
+        found[position], swaps = True, swaps + flip
+        matched.append(index)
+    if matched:
+        matrix.subset(np.array(matched)).require_phased()
+    missing_calls = int(((alleles < 0).any(axis=2) & found[:, None]).sum())
+    if missing == "error" and missing_calls:
+        variant, sample = np.argwhere((alleles < 0).any(axis=2) & found[:, None])[0]
+        raise GenomicInputError(
+            matrix.source,
+            f"missing genotype of sample {matrix.samples[sample]} ({missing_calls} missing calls at gene {gene}); "
+            "allow them as the N letter (missing='N', --missing N on the command line)",
+            record=f"{sites['chrom'].iloc[variant]}:{sites['pos'].iloc[variant]}",
+        )
+    report = {
+        "gene": gene,
+        "sites": len(sites),
+        "matched": int(found.sum()),
+        "swapped": int(swaps),
+        "absent": int((~found).sum()),
+        "missing_calls": missing_calls,
+    }
+    return AlignedChunk(gene, list(matrix.samples), genotype_letters(alleles), report)
+
+
 def read_seed_sites(meta_path: str | os.PathLike) -> pd.DataFrame:
     """lm-eQTL's meta.csv.gz (one row per variant of each gene, GENE_ID and seq_idx), checked."""
     return _read_seed_meta(os.fspath(meta_path))
@@ -327,7 +512,13 @@ def _fingerprint(matrix: GenotypeMatrix, chunks: Sequence[Chunk], missing: str) 
 
 
 __all__ = [
+    "CHUNK_SITES_FILE",
     "FEATURES",
+    "AlignedChunk",
+    "align_to_sites",
+    "find_chunk_sites",
+    "read_chunk_sites",
+    "write_chunk_sites",
     "HaplotypeCohort",
     "load_haplotype_cohort",
     "read_seed_sites",

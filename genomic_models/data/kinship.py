@@ -480,6 +480,17 @@ def _square_from_triangle(values: np.ndarray, names: list[str], path: str) -> np
     )
 
 
+def read_kinship_file(path: str | os.PathLike) -> KinshipMatrix:
+    """A kinship matrix from any layout read here, by extension: plink2 `.kin0` tables, CSV matrices (the seed's
+    king_matrix.csv), else plink2 `.king` / `.king.bin` with their `.king.id`."""
+    source = os.fspath(path)
+    if source.endswith(".kin0"):
+        return read_kin0(source)
+    if source.endswith(".csv"):
+        return read_kinship_csv(source)
+    return read_king(source)
+
+
 # -- sample tables
 def read_sample_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a sample table with population labels: this package's samples.tsv (sample, population, superpopulation),
@@ -572,6 +583,7 @@ __all__ = [
     "read_king_ids",
     "read_kin0",
     "read_kinship_csv",
+    "read_kinship_file",
     "read_sample_table",
     "sample_labels",
     "write_king",

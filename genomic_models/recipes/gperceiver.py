@@ -7,6 +7,7 @@ contrastive) and `run_gperceiver_finetune.py` (phenotypes).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -34,6 +35,8 @@ from ..models.gperceiver.configuration_gperceiver import GPerceiverConfig, trans
 from ..training import GenomicTrainingArguments, apply_config_overrides
 from .base import MaskedModelingRecipe, PreparedData
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class GenotypeDataArguments:
@@ -58,14 +61,19 @@ class GenotypeDataArguments:
         metadata={"help": "Allele states incl. missing (the original's --nalleles; default 3, or what VCF needs)."},
     )
     thin_markers: int = field(
-        default=1, metadata={"help": "Keep every k-th marker of each chromosome (a documented subset for speed)."}
+        default=1,
+        metadata={
+            "help": "Keep every k-th marker of each chromosome (a documented subset for speed). With a pretrained "
+            "model its marker table decides: the data is aligned to it by name."
+        },
     )
     missing_markers: str = field(
         default="error",
         metadata={"help": "Markers of a pretrained model absent from the data: 'error' or 'missing' (encode missing)."},
     )
     extra_markers: str = field(
-        default="error", metadata={"help": "Variants unknown to a pretrained model: 'error' or 'drop'."}
+        default="drop",
+        metadata={"help": "Markers unknown to a pretrained model: 'drop' (counted in the log) or 'error'."},
     )
 
 
@@ -186,6 +194,7 @@ def load_genotypes(
     ploidy = args.ploidy or ploidy
     num_alleles = args.num_alleles or num_alleles
     samples = read_sample_list(args.samples_file) if args.samples_file else None
+    pretrained = tokenizer is not None
     if tokenizer is not None:
         for name, value, expected in (
             ("ploidy", ploidy, tokenizer.ploidy),
@@ -197,17 +206,18 @@ def load_genotypes(
                     f"{name} mismatch: the data is read with {name}={value}, the model has {expected}",
                 )
         if args.thin_markers != 1:
-            raise ValueError("--thin_markers cannot change the marker table of a pretrained model")
+            logger.info(
+                "--thin_markers %d: the pretrained model's marker table decides; the data is aligned to it by name",
+                args.thin_markers,
+            )
     if args.markers_file:
         if tokenizer is None:
             if not args.chroms_file:
                 raise ValueError("--markers_file needs --chroms_file (the marker positions)")
             tokenizer = tokenizer_from_marker_table(read_marker_table(args.chroms_file), ploidy or 2, num_alleles or 3)
-        elif args.chroms_file:
-            table = read_marker_table(args.chroms_file)
-            if set(table["marker"]) != set(tokenizer.marker_names):
-                raise GenomicInputError(args.chroms_file, "its markers differ from the pretrained model's marker table")
-        genotypes = read_marker_codes(args.markers_file, tokenizer)
+            genotypes = read_marker_codes(args.markers_file, tokenizer)
+        else:
+            genotypes = _aligned_marker_codes(args, tokenizer)
         description = f"markers {os.path.basename(args.markers_file)}"
     else:
         if args.vcf_file:
@@ -223,13 +233,57 @@ def load_genotypes(
         if tokenizer is None:
             tokenizer = tokenizer_from_genotype_matrix(matrix, num_alleles=num_alleles)
         genotypes = genotype_codes_from_matrix(matrix, tokenizer, args.missing_markers, args.extra_markers)
+        if pretrained:
+            names = set(tokenizer.marker_names)
+            found = sum(name in names for name in tokenizer.variant_marker_names(matrix.variants))
+            logger.info(
+                "%s: %d of the model's %d markers found, %d extra variant(s) dropped",
+                matrix.source,
+                found,
+                tokenizer.num_markers,
+                len(matrix.variants) - found,
+            )
     if samples is not None and args.markers_file:
         genotypes = genotypes.subset(samples)
-    if args.thin_markers > 1:
+    if args.thin_markers > 1 and not pretrained:
         tokenizer, genotypes = thin_markers(tokenizer, genotypes, args.thin_markers)
         description += f", every {args.thin_markers}th marker per chromosome"
     description += f" ({len(genotypes.names)} individuals x {tokenizer.num_markers} markers)"
     return GenotypeInputs(tokenizer, genotypes, description)
+
+
+def _aligned_marker_codes(args: GenotypeDataArguments, tokenizer: GenotypeTokenizer) -> GenotypeCodes:
+    """markers.tsv aligned by name to a pretrained model's marker table, as the "phenotype-prediction" pipeline
+    aligns new genotypes: extra columns dropped (or refused), absent markers missing (or refused), counted."""
+    from ..data.genotype_tables import read_genotypes_for_prediction
+    from ..pipelines.phenotype_prediction import align_genotypes
+
+    source = args.markers_file
+    if args.chroms_file:
+        table = read_marker_table(args.chroms_file)
+        known = dict(zip(tokenizer.marker_names, tokenizer.marker_positions))
+        moved = [
+            marker for marker, pos in zip(table["marker"], table["pos"]) if marker in known and known[marker] != pos
+        ]
+        if moved:
+            raise GenomicInputError(
+                args.chroms_file, f"{len(moved)} marker(s) have other positions than in the model, e.g. {moved[:5]}"
+            )
+    try:
+        aligned = align_genotypes(tokenizer, read_genotypes_for_prediction(source))
+    except ValueError as error:
+        raise GenomicInputError(source, str(error)) from None
+    if aligned.extra_markers and args.extra_markers != "drop":
+        raise GenomicInputError(source, f"{aligned.extra_markers} marker column(s) are not in the model's table")
+    if aligned.absent_markers and args.missing_markers != "missing":
+        raise GenomicInputError(
+            source,
+            f"{aligned.absent_markers} marker(s) of the model's table have no column "
+            "(--missing_markers missing encodes them as missing genotypes)",
+        )
+    logger.info("%s: %s", source, aligned.summary())
+    info = {"extra_markers": aligned.extra_markers, "absent_markers": aligned.absent_markers}
+    return GenotypeCodes(aligned.names, aligned.codes.astype(np.int16), source, info)
 
 
 def thin_markers(

@@ -169,6 +169,9 @@ def resolve_expression_data(args: SingleCellDataArguments) -> ResolvedExpression
     elif args.pbmc68k_reduced:
         train_paths = [str(pbmc68k_reduced_path())]
         card = ModelCardContext(dataset_name=PBMC68K_DESCRIPTION, dataset_type="pbmc68k_reduced")
+    elif args.eval_files:  # evaluating a trained model: held-out cells only
+        train_paths = []
+        card = ModelCardContext(dataset_name="unknown (evaluation only)")
     else:
         raise ValueError("give --train_files (h5ad) or --pbmc68k_reduced for the embedded default data")
     eval_paths = expand_paths(args.eval_files) if args.eval_files else []
@@ -251,11 +254,15 @@ def expression_datasets(
     resolved: ResolvedExpressionData, tokenizer, reading: ShardReading, args: SingleCellDataArguments, seed: int
 ):
     """(train, eval) datasets: tokenized in memory, or streamed shard by shard with `args.streaming`."""
-    if args.streaming:
+    if not resolved.train_paths:
+        train = None
+    elif args.streaming:
         train = StreamedCells(resolved.train_paths, tokenizer, reading, shuffle=True, seed=seed)
+    else:
+        train = TokenizedCells.from_files(resolved.train_paths, tokenizer, reading, resolved.train_rows)
+    if args.streaming:
         evaluation = StreamedCells(resolved.eval_paths, tokenizer, reading) if resolved.eval_paths else None
         return train, evaluation
-    train = TokenizedCells.from_files(resolved.train_paths, tokenizer, reading, resolved.train_rows)
     evaluation = (
         TokenizedCells.from_files(resolved.eval_paths, tokenizer, reading, resolved.eval_rows)
         if resolved.eval_paths
@@ -339,7 +346,7 @@ class PolygeneMLMRecipe(MaskedModelingRecipe):
         )
         logger.info(
             "polygene data: %d training and %d evaluation cells, %d genes, %d tokens per cell",
-            len(prepared.train),
+            len(prepared.train) if prepared.train is not None else 0,
             len(prepared.eval) if prepared.eval is not None else 0,
             tokenizer.num_genes,
             tokenizer.sequence_length,

@@ -241,5 +241,77 @@ class ChromoformerFeatureExtractor(FeatureExtractionMixin):
         batch = {key: np.stack([gene[key] for gene in encoded]) for key in self.model_input_names}
         return BatchFeature(batch, tensor_type=return_tensors)
 
+    def from_original_batch(self, batch: dict, return_tensors: str | None = None) -> BatchFeature:
+        """Model inputs from a batch of the original package's `chromoformer.data.ChromoformerDataset`.
+
+        The original yields, per bin size, `promoter_feats` (batch, 1, bins, marks), `pcre_feats` (batch, i_max,
+        bins, marks), full boolean masks (True = masked) `promoter_pad_masks` (batch, 1, 1, bins, bins),
+        `pcre_pad_masks` (batch, i_max, 1, bins, bins) and `interaction_masks` (batch, 1, 1 + i_max, 1 + i_max),
+        plus `interaction_freq` (batch, 1 + i_max, 1 + i_max); a single item (no batch axis) is accepted too. The
+        features of the bin sizes are concatenated in this extractor's `bin_sizes` order; a bin is real where its
+        row of the mask is not fully masked, a pCRE slot where its token is. The frequency matrix is kept whole, as
+        the original's forward read it. The label, when present, is not an input and is dropped.
+        """
+        missing = [
+            key
+            for key in ("promoter_feats", "pcre_feats", "promoter_pad_masks", "pcre_pad_masks", "interaction_freq")
+            if key not in batch
+        ]
+        if missing:
+            raise ValueError(f"not a batch of the original ChromoformerDataset: no {missing}")
+        features = batch["promoter_feats"]
+        first = _as_array(next(iter(features.values())))
+        single = first.ndim == 3  # an item: (1, bins, marks)
+        absent = [size for size in self.bin_sizes if size not in features]
+        if absent:
+            raise ValueError(f"the batch lacks bin size(s) {absent}: it has {sorted(features)}")
+
+        def per_size(key: str, size: int) -> np.ndarray:
+            value = _as_array(batch[key][size])
+            return value[None] if single else value
+
+        promoter, promoter_mask, pcres, pcre_mask = [], [], [], []
+        for size, num_bins in zip(self.bin_sizes, self.bins_per_resolution):
+            feats = per_size("promoter_feats", size)[:, 0]
+            if feats.shape[1:] != (num_bins, self.num_features):
+                raise ValueError(
+                    f"bin size {size}: promoter features of shape {feats.shape[1:]}, expected ({num_bins} bins, "
+                    f"{self.num_features} marks); w_max or the marks differ from this extractor's"
+                )
+            valid = ~per_size("promoter_pad_masks", size).astype(bool)[:, 0, 0]  # (batch, bins, bins), rows x cols
+            promoter.append(feats)
+            promoter_mask.append(valid.any(axis=-1))
+            pcres.append(per_size("pcre_feats", size))
+            # A pCRE bin is real where some real promoter row may attend to it.
+            pcre_mask.append((~per_size("pcre_pad_masks", size).astype(bool)[:, :, 0]).any(axis=-2))
+        frequencies = _as_array(batch["interaction_freq"])
+        frequencies = frequencies[None] if single else frequencies
+        slots = frequencies.shape[-1] - 1
+        if "interaction_masks" in batch:
+            tokens = ~per_size("interaction_masks", self.bin_sizes[0]).astype(bool)[:, 0]
+            slot_mask = np.diagonal(tokens, axis1=-2, axis2=-1)[:, 1:]
+        else:
+            slot_mask = np.concatenate(pcre_mask, axis=-1).any(axis=-1)
+        inputs = {
+            "promoter_features": np.concatenate(promoter, axis=1).astype(np.float32),
+            "pcre_features": np.concatenate(pcres, axis=2).astype(np.float32),
+            "interaction_frequencies": frequencies.astype(np.float32),
+            "promoter_attention_mask": np.concatenate(promoter_mask, axis=1).astype(np.int64),
+            "pcre_attention_mask": np.concatenate(pcre_mask, axis=2).astype(np.int64),
+            "pcre_mask": slot_mask.astype(np.int64),
+        }
+        if inputs["pcre_features"].shape[1] != slots:
+            raise ValueError(
+                f"{inputs['pcre_features'].shape[1]} pCRE slots but an interaction matrix for {slots} slots"
+            )
+        return BatchFeature(inputs, tensor_type=return_tensors)
+
+
+def _as_array(value) -> np.ndarray:
+    """A numpy view of a torch tensor (without importing torch) or of any array-like."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
 
 __all__ = ["ChromoformerFeatureExtractor", "ORIGINAL_MARKS"]

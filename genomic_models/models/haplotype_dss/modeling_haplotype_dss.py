@@ -294,10 +294,15 @@ class HaplotypeDSSPreTrainedModel(PreTrainedModel):
     }
     # Set by `import genomic_models`: writes the model card (README.md) beside the weights. None under remote code.
     model_card_writer = None
+    # Set by `import genomic_models`: writes `config.custom_pipelines` and copies the pipeline modules of the tasks
+    # this model type serves beside the weights (genomic_models.pipelines.write_pipelines). None under remote code.
+    pipeline_writer = None
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         if self._auto_class is not None:
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **self.remote_code_auto_map}
+        if self.pipeline_writer is not None:
+            self.pipeline_writer(save_directory, is_main_process=kwargs.get("is_main_process", True))
         super().save_pretrained(save_directory, *args, **kwargs)
         if self.model_card_writer is not None and kwargs.get("is_main_process", True):
             self.model_card_writer(save_directory)

@@ -214,14 +214,20 @@ class Seq2KingPreTrainedModel(PreTrainedModel):
     # Every head lives in this file, so a checkpoint of any of them serves every Auto class (trust_remote_code).
     remote_code_auto_map = {
         "AutoModel": "modeling_seq2king.Seq2KingModel",
+        "AutoModelForPreTraining": "modeling_seq2king.Seq2KingForKinshipRegression",
         "AutoModelForTokenClassification": "modeling_seq2king.Seq2KingForPopulationClassification",
     }
     # Set by `import genomic_models`: writes the model card (README.md) beside the weights. None under remote code.
     model_card_writer = None
+    # Set by `import genomic_models`: writes `config.custom_pipelines` and copies the pipeline modules of the tasks
+    # this model type serves beside the weights (genomic_models.pipelines.write_pipelines). None under remote code.
+    pipeline_writer = None
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         if self._auto_class is not None:
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **self.remote_code_auto_map}
+        if self.pipeline_writer is not None:
+            self.pipeline_writer(save_directory, is_main_process=kwargs.get("is_main_process", True))
         super().save_pretrained(save_directory, *args, **kwargs)
         if self.model_card_writer is not None and kwargs.get("is_main_process", True):
             self.model_card_writer(save_directory)
@@ -414,11 +420,39 @@ class Seq2KingForKinshipRegression(Seq2KingPreTrainedModel):
             loss = masked_mse_loss(logits, labels, self.config.target_padding_value)
         return _head_output(loss, logits, outputs, return_dict)
 
-    def predict_kinship(self, logits: torch.Tensor) -> torch.Tensor:
-        """Undo the min-max normalisation of the training targets (needs config.kinship_min/max)."""
+    def predict_kinship(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        logits: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """KING kinship of every pair of individuals in each sequence, (batch, length, length).
+
+        Takes tokenizer output, `model.predict_kinship(**tokenizer(persons, padding=True, return_tensors="pt"))`
+        (one sequence gives (length, length)): runs the model without gradients, keeps the head's first `length`
+        columns and undoes the min-max normalisation of the training targets (config.kinship_min/max); cells of
+        padded individuals are NaN. Or takes the `logits` of a forward pass (a floating tensor as first argument is
+        read as logits too), which are only rescaled.
+        """
         if self.config.kinship_min is None:
             raise ValueError("config.kinship_min/kinship_max are unset: this checkpoint does not know its scale")
-        return logits * (self.config.kinship_max - self.config.kinship_min) + self.config.kinship_min
+        if logits is None and input_ids is not None and input_ids.is_floating_point():
+            logits = input_ids
+        scale = self.config.kinship_max - self.config.kinship_min
+        if logits is not None:
+            return logits * scale + self.config.kinship_min
+        if input_ids is None:
+            raise ValueError("pass the tokenizer's input_ids (and attention_mask), or logits")
+        if input_ids.dim() == 1:  # the tokenizer's output for one sequence
+            mask = attention_mask[None] if attention_mask is not None else None
+            return self.predict_kinship(input_ids[None], mask)[0]
+        with torch.no_grad():
+            outputs = self(input_ids, attention_mask=attention_mask)
+        length = input_ids.shape[1]
+        kinship = outputs.logits[:, :, :length].float() * scale + self.config.kinship_min
+        real = self.seq2king._key_mask(input_ids, attention_mask)
+        return kinship.masked_fill(~(real[:, :, None] & real[:, None, :]), float("nan"))
 
 
 class Seq2KingForPopulationClassification(Seq2KingPreTrainedModel):
