@@ -247,7 +247,7 @@ def test_classifier_evaluates_new_cells_without_training_files(polygene, pbmc_sh
     with pytest.raises(SystemExit, match="training needs --train_files"):
         run_phenotype_classification.main(
             ["--model_name_or_path", str(polygene.classifier_path), "--eval_files", str(pbmc_shards[2])]
-            + ["--do_train", "--output_dir", str(output), "--use_cpu", "--report_to", "none"]
+            + ["--do_train", "--output_dir", str(tmp_path / "training"), "--use_cpu", "--report_to", "none"]
         )
 
 
