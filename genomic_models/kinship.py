@@ -83,11 +83,18 @@ def variant_selection(
         chromosomes: "autosomes" (human 1-22, plink2's default, "chr" prefixes ignored), None (every variant), or an
             explicit collection of chromosome names (e.g. the autosomes of another species).
     """
-    names = np.array([_normalise_chrom(name) for name in chroms], dtype=object)
     if chromosomes is None:
-        return np.ones(len(names), dtype=bool)
+        return np.ones(len(chroms), dtype=bool)
     wanted = HUMAN_AUTOSOMES if chromosomes == "autosomes" else {_normalise_chrom(name) for name in chromosomes}
-    return np.isin(names, list(wanted))
+    verdicts: dict = {}  # one regular-expression call per distinct name, not per variant
+
+    def keep(name) -> bool:
+        verdict = verdicts.get(name)
+        if verdict is None:
+            verdict = verdicts[name] = _normalise_chrom(name) in wanted
+        return verdict
+
+    return np.fromiter((keep(name) for name in chroms), dtype=bool, count=len(chroms))
 
 
 def ref_allele_counts(alleles: np.ndarray) -> np.ndarray:
