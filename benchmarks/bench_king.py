@@ -14,7 +14,8 @@ is reported (0 means bit-identical doubles).
 3. Scaling from 300 to 10,000 samples and 25k to 500k variants (`--full` adds the 10,000-sample points).
 
     nice -n 10 .venv/bin/python benchmarks/bench_king.py            # about 10 min on 2 shared cores
-    nice -n 10 .venv/bin/python benchmarks/bench_king.py --full     # + 10,000 samples (about 40 min more)
+    nice -n 10 .venv/bin/python benchmarks/bench_king.py --full     # + 10,000 x 100k (about 15 min more)
+    nice -n 10 .venv/bin/python benchmarks/bench_king.py --only scaling --full --largest   # + 10,000 x 500k
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ BOLT = Path("/usr/share/doc/bolt-lmm/examples/examples.tar.xz")
 KING_COMMAND = str(Path(sys.executable).with_name("genomic-models-king"))
 QUICK_POINTS = [(300, 25_000), (300, 100_000), (1000, 100_000), (2000, 25_000), (2000, 100_000), (2000, 500_000),
                 (5000, 100_000)]  # fmt: skip
-FULL_POINTS = [(10_000, 100_000), (10_000, 500_000)]
+FULL_POINTS = [(10_000, 100_000)]
+LARGEST_POINTS = [(10_000, 500_000)]  # about 125x the goal point's work: some 15-30 min per tool on 2 shared cores
 
 READ_ONLY = """
 import sys, time
@@ -221,7 +223,7 @@ def reading_section(args, work: Path) -> None:
 
 def scaling_section(args, work: Path) -> None:
     start_load = load_average()
-    points = QUICK_POINTS + (FULL_POINTS if args.full else [])
+    points = QUICK_POINTS + (FULL_POINTS if args.full else []) + (LARGEST_POINTS if args.largest else [])
     rows = []
     for samples, variants in points:
         started = time.perf_counter()
@@ -234,7 +236,11 @@ def scaling_section(args, work: Path) -> None:
             if samples * variants >= 10_000 * 100_000:
                 os.remove(prefix + suffix)
     if not args.full:
-        rows += [["synthetic PLINK", f"10000 x {variants}"] + ["run with --full"] * 10 for _, variants in FULL_POINTS]
+        rows += [["synthetic PLINK", f"{samples} x {variants}"] + ["run with --full"] * 10 for samples, variants in
+                 FULL_POINTS]  # fmt: skip
+    if not args.largest:
+        note = "not run: ~125x the 2000 x 100k work, some 15-30 min per tool here (--largest runs it)"
+        rows += [["synthetic PLINK", f"{size} x {variants}", note] + [""] * 9 for size, variants in LARGEST_POINTS]
     body = (
         f"Synthetic PLINK filesets (Hardy-Weinberg calls, allele frequencies uniform in [0.05, 0.95], 1 % missing, "
         f"chromosomes 1-22), {args.threads} threads each, alternated; medians of the number of pairs shown (one pair "
@@ -243,7 +249,7 @@ def scaling_section(args, work: Path) -> None:
     )
     record("king_scaling", "KING-robust kinship: scaling, genomic-models-king vs plink2", body,
            extra_versions=("numba",), command="nice -n 10 .venv/bin/python benchmarks/bench_king.py --only scaling"
-           + (" --full" if args.full else ""))  # fmt: skip
+           + (" --full" if args.full else "") + (" --largest" if args.largest else ""))  # fmt: skip
 
 
 def main() -> None:
@@ -251,7 +257,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5, help="pairs at the goal point")
     parser.add_argument("--scaling-repeats", type=int, default=3)
-    parser.add_argument("--full", action="store_true", help="add the 10,000-sample points to the scaling table")
+    parser.add_argument("--full", action="store_true", help="add 10,000 x 100k to the scaling table")
+    parser.add_argument("--largest", action="store_true", help="add 10,000 x 500k (long: about 125x the goal point)")
     parser.add_argument("--only", choices=("goal", "reading", "scaling"), default=None)
     parser.add_argument("--work-dir", default=None, help="keep the synthetic filesets here between runs")
     args = parser.parse_args()

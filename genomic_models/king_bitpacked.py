@@ -117,6 +117,35 @@ def pack_bed_rows(rows, sample_index, planes):
 
 
 @njit(cache=True, parallel=True, nogil=True)
+def ref_counts_from_gt(calls, sample_index, counts):
+    """cyvcf2 GT arrays (records, file samples, 3) int16 -> REF counts (records, samples) int8, -1 missing.
+
+    Returns the first record with a haploid call (an allele of -2, cyvcf2's vector end) or -1. A multi-allelic
+    "1/2" counts 0 REF alleles, as plink2 counts it.
+    """
+    n_records = calls.shape[0]
+    haploid = np.zeros(n_records, dtype=np.bool_)
+    for record in prange(n_records):
+        for offset in range(sample_index.shape[0]):
+            sample = sample_index[offset]
+            first = calls[record, sample, 0]
+            second = calls[record, sample, 1]
+            if second == -2 or first == -2:
+                haploid[record] = True
+            if first < 0 or second < 0:
+                counts[record, offset] = -1
+            else:
+                counts[record, offset] = np.int8(first == 0) + np.int8(second == 0)
+        for sample in range(calls.shape[1]):  # a haploid call of a sample outside the selection counts too
+            if calls[record, sample, 1] == -2:
+                haploid[record] = True
+    for record in range(n_records):
+        if haploid[record]:
+            return record
+    return -1
+
+
+@njit(cache=True, parallel=True, nogil=True)
 def accumulate_pair_counts(planes, hethet_ibs0, het_hom, nsnp, with_nsnp):
     """Add one chunk's counts of every pair i < j to the int32 (samples, samples) accumulators.
 
@@ -269,4 +298,5 @@ __all__ = [
     "king_from_pair_counts",
     "pack_bed_rows",
     "pack_ref_counts",
+    "ref_counts_from_gt",
 ]

@@ -417,13 +417,15 @@ def _vcf_chunks(path, chromosomes, variant_chunk_size, samples):
     wanted = None if wanted is None else {_normalise_chrom(name) for name in wanted}
 
     def flush(buffer: np.ndarray, records: list[str]) -> np.ndarray:
-        """Raw (records, samples, 3) GT arrays of one chunk -> REF counts, after the diploid check."""
-        haploid = (buffer[:, :, 1] == -2).any(axis=1)
-        if haploid.any():
-            raise GenomicInputError(
-                path, "KING needs diploid calls; this record has haploid ones", record=records[int(np.argmax(haploid))]
-            )
-        return ref_allele_counts(buffer[:, sample_index, :2])
+        """Raw (records, samples, 3) GT arrays of one chunk -> REF counts, after the diploid check (one pass)."""
+        from .king_bitpacked import ref_counts_from_gt
+
+        counts = np.empty((len(buffer), len(sample_index)), dtype=np.int8)
+        haploid = ref_counts_from_gt(buffer, sample_index, counts)
+        if haploid >= 0:
+            message = "KING needs diploid calls; this record has haploid ones"
+            raise GenomicInputError(path, message, record=records[haploid])
+        return counts
 
     def chunks() -> Iterator[np.ndarray]:
         reader = VCF(path, gts012=False, lazy=True, threads=1)
