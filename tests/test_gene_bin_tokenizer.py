@@ -146,6 +146,15 @@ def test_nan_and_negative_values_are_refused_naming_cell_and_gene(tokenizer, bad
         with pytest.raises(ExpressionValueError, match=problem) as caught:
             tokenizer(matrix)
         assert (caught.value.row, caught.value.gene) == (2, "MS4A1")
+    # The same value in a column that is not one of the tokenizer's genes is not read, hence not refused.
+    wide = np.ones((3, 5), dtype=np.float32)
+    wide[1, 2] = bad
+    names = ["CD3E", "MS4A1", "OTHER", "LYZ", "NKG7"]
+    dense = tokenizer(wide, genes=names, return_tensors="np")["input_ids"]
+    np.testing.assert_array_equal(tokenizer(sp.csr_matrix(wide), genes=names, return_tensors="np")["input_ids"], dense)
+    with pytest.raises(ExpressionValueError, match=problem) as caught:
+        tokenizer(sp.csr_matrix(wide), genes=["CD3E", "MS4A1", "LYZ", "OTHER", "NKG7"])
+    assert (caught.value.row, caught.value.gene) == (1, "LYZ")
 
 
 def test_missing_genes_raise_or_count_as_not_expressed(tokenizer):

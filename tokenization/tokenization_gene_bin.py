@@ -483,7 +483,8 @@ class GeneBinTokenizer(PreTrainedTokenizer):
         """Fixed or binary bins from the stored values of a CSR matrix, scattered into a dense uint8 bin matrix.
 
         Unstored entries are bin 0: only the stored values are binned (no dense float copy), and the tokenizer's
-        genes are found through a column -> gene table instead of slicing the sparse matrix by column.
+        genes are found through a column -> gene table instead of slicing the sparse matrix by column (the stored
+        values of other genes land in a spare column that is dropped).
         """
         matrix = expression.tocsr()
         if matrix.ndim != 2:
@@ -492,24 +493,23 @@ class GeneBinTokenizer(PreTrainedTokenizer):
             matrix = matrix.copy()
             matrix.sum_duplicates()  # duplicated entries add up, as in toarray()
         columns, present, names = self._gene_columns(matrix.shape[1], genes, missing_genes)
-        cells = matrix.shape[0]
+        cells, width = matrix.shape[0], self.num_genes + 1  # a spare last column takes the values of other genes
+        gene_of_column = np.full(matrix.shape[1], self.num_genes, dtype=np.int64)
+        gene_of_column[columns[present]] = np.flatnonzero(present)
         values = matrix.data
-        if matrix.shape[1] == self.num_genes and present.all() and (columns == np.arange(self.num_genes)).all():
-            gene = matrix.indices  # the columns already are the tokenizer's genes, in order
-            entry_rows = np.repeat(np.arange(cells, dtype=np.int64), np.diff(matrix.indptr))
-        else:
-            gene_of_column = np.full(matrix.shape[1], -1, dtype=np.int32)
-            gene_of_column[columns[present]] = np.flatnonzero(present)
+        if values.size and not (np.isfinite(values).all() and values.min() >= 0):
+            # a bad value somewhere: an error only if it belongs to one of the tokenizer's genes
             gene = gene_of_column[matrix.indices]
-            entry_rows = np.repeat(np.arange(cells, dtype=np.int64), np.diff(matrix.indptr))
-            stored = gene >= 0
-            if not stored.all():
-                values, gene, entry_rows = values[stored], gene[stored], entry_rows[stored]
-        _check_values(values, lambda flat: (int(entry_rows[flat]), int(gene[flat])), names, columns)
-        bins = np.zeros((cells, self.num_genes), dtype=np.uint8)
-        entry_rows *= self.num_genes
-        entry_rows += gene
-        bins.ravel()[entry_rows] = self._bins(values)
+            entry_rows = np.repeat(np.arange(cells), np.diff(matrix.indptr))
+            ours = gene < self.num_genes
+            _check_values(values[ours], lambda flat: (int(entry_rows[ours][flat]), int(gene[ours][flat])), names,
+                          columns)  # fmt: skip
+        flat = np.repeat(np.arange(0, cells * width, width, dtype=np.int64), np.diff(matrix.indptr))
+        flat += gene_of_column[matrix.indices]
+        bins = np.zeros((cells, width), dtype=np.uint8)
+        with np.errstate(invalid="ignore"):
+            bins.ravel()[flat] = self._bins(values)
+        bins = bins[:, : self.num_genes]
         return self._encode_bins(bins, phenotypes, hide_phenotypes, compact)
 
     def _encode_frame(self, cells: int, phenotypes, hide_phenotypes: Sequence[str], compact: bool) -> dict:
