@@ -151,13 +151,16 @@ def architecture_runs(work: Path, steps: int) -> dict:
             ),
         ),  # fmt: skip
         "gperceiver": (
-            "run_gperceiver_finetune.py, EUR PLINK (every 20th SNP: 2,703 markers), PHENO + QCOV2, batch 32",
+            "run_gperceiver_finetune.py, EUR PLINK (every 54th SNP per chromosome: 1,003 markers), PHENO + QCOV2, "
+            "the gperceiver benchmark's model, batch 32",
             lambda: run_gperceiver_finetune.main(
                 [
                     "--plink_prefix",
                     str(bolt),
                     "--thin_markers",
-                    "20",
+                    "54",
+                    "--params",
+                    str(params),
                     "--phenotypes_file",
                     f"{bolt}.pheno.covars",
                     "--response_columns",
