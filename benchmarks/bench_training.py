@@ -246,8 +246,21 @@ def dataloader_section(args) -> None:
         "first step left out; share = total data time / total time. Load average at the start "
         f"{start_load}, at the end {load_average()}.\n\n"
         + markdown_table(
-            ["architecture", "run", "steps", "model ms/step", "data ms/step", "worst data ms", "data share"], rows
+            [
+                "architecture",
+                "run",
+                "steps",
+                "model ms/step",
+                "data ms/step",
+                "worst data ms",
+                "data share",
+                "data path samples/s",
+            ],
+            rows,
         )  # fmt: skip
+        + "\n\nThe last column is what the data path alone can feed one process (batch / data time per step). A "
+        "faster device keeps the same data time, so that rate is the training throughput above which the batches "
+        "should be read and collated in worker processes, overlapped with the step (`--dataloader_num_workers`)."
     )
     record(
         "training_dataloader",
