@@ -236,14 +236,16 @@ def dataloader_section(args) -> None:
             share = sum(waits) / (sum(waits) + sum(steps))
             batch = int(description.rsplit("batch ", 1)[1])
             rows.append([name, description, len(steps), f"{model * 1000:.1f}", f"{data * 1000:.2f}",
-                         f"{max(waits) * 1000:.1f}", f"{100 * share:.1f} %", f"{batch / data:,.0f}"])  # fmt: skip
+                         f"{max(waits) * 1000:.1f}", f"{100 * data / (data + model):.2f} %", f"{100 * share:.1f} %",
+                         f"{batch / data:,.0f}"])  # fmt: skip
             print(name, rows[-1], flush=True)
     body = (
         f"Each architecture's training script for {args.steps} steps ({args.threads} torch threads, "
         "dataloader_num_workers 0: batches are read and collated in the training process), timed by a Trainer "
         "callback: model = on_step_begin -> on_step_end (forward, backward, optimizer), data = on_step_end -> the "
         "next on_step_begin (the Trainer fetches the next batch from the DataLoader there). Medians per step, the "
-        "first step left out; share = total data time / total time. Load average at the start "
+        "first step left out; share from the medians (robust to a stall of the shared machine) and from the totals "
+        "(every gap counted, the worst one shown). Load average at the start "
         f"{start_load}, at the end {load_average()}.\n\n"
         + markdown_table(
             [
@@ -253,7 +255,8 @@ def dataloader_section(args) -> None:
                 "model ms/step",
                 "data ms/step",
                 "worst data ms",
-                "data share",
+                "data share (medians)",
+                "data share (totals)",
                 "data path samples/s",
             ],
             rows,
