@@ -351,7 +351,7 @@ def ddp_run(work: Path, processes: int, steps: int, tag: str, port: int) -> dict
     script = ROOT / "training_scripts" / "run_mlm.py"
     arguments = ["--model_type", "haplotype-dss", "--vcf_file", str(PANEL), "--tile_size", "500",
                  "--config_overrides", "hidden_size=64,num_hidden_layers=4,state_size=32", "--output_dir",
-                 str(output), "--data_dir", str(work / "data"), "--overwrite_output_dir", "true", "--do_train",
+                 str(output), "--data_dir", str(work / "data"), "--do_train",
                  "--per_device_train_batch_size", "16", "--max_steps", str(steps), "--ddp_backend", "gloo",
                  *TRAINER]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
