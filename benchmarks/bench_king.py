@@ -135,6 +135,7 @@ def goal_section(args, work: Path) -> None:
     prefix = synthetic(work, 2000, 100_000)
     goal = king_pair(prefix, work, args.threads, args.repeats)
     imports = [timed([sys.executable, "-c", "import genomic_models"]) for _ in range(3)]
+    import_cpu = statistics.median(run["cpu"] for run in imports)
     import_wall = statistics.median(run["wall"] for run in imports)
     import_peak = statistics.median(run["peak"] for run in imports)
     with tarfile.open(BOLT) as tar:
@@ -149,7 +150,7 @@ def goal_section(args, work: Path) -> None:
         result = king_pair(path, work, args.threads, 3)
         variants = "24990" if path.endswith(".vcf.gz") else "54051"
         rows.append(pair_row(name, f"{result['samples']} x {variants}", result))
-    ours_wall, plink_wall = goal["ours"]["wall"], goal["plink2"]["wall"]
+    ours_cpu, plink_cpu = goal["ours"]["cpu"], goal["plink2"]["cpu"]
     ours_peak, plink_peak = goal["ours"]["peak"], goal["plink2"]["peak"]
     verdict_time = "met" if goal["wall_ratio"] <= 1.5 else "not met"
     verdict_memory = "met" if goal["peak_ratio"] <= 3 else "not met"
@@ -163,11 +164,12 @@ def goal_section(args, work: Path) -> None:
         + markdown_table(PAIR_HEADER, rows)
         + f"\n\n**Time: {verdict_time}** ({goal['wall_ratio']:.2f}x wall, {goal['cpu_ratio']:.2f}x CPU). "
         f"**Memory: {verdict_memory}** ({goal['peak_ratio']:.2f}x). What stands in the way is the package import: "
-        f"`python -c 'import genomic_models'` alone takes {import_wall:.2f} s wall and {import_peak:.0f} MiB "
-        "(it registers the five architectures with transformers, importing torch), paid by every console command "
-        f"before it reads a byte. Without it our run would be about {max(ours_wall - import_wall, 0):.2f} s "
-        f"({max(ours_wall - import_wall, 0) / plink_wall:.2f}x plink2) and {ours_peak - import_peak + 11:.0f} MiB "
-        f"({(ours_peak - import_peak + 11) / plink_peak:.2f}x; 11 MiB is a bare interpreter), the computation's own "
+        f"`python -c 'import genomic_models'` alone takes {import_cpu:.2f} CPU s ({import_wall:.2f} s wall here) "
+        f"and {import_peak:.0f} MiB (it registers the five architectures with transformers, importing torch), paid "
+        "by every console command before it reads a byte. Without it our run would take about "
+        f"{max(ours_cpu - import_cpu, 0):.2f} CPU s ({max(ours_cpu - import_cpu, 0) / plink_cpu:.2f}x plink2's CPU "
+        f"time) and {ours_peak - import_peak + 11:.0f} MiB ({(ours_peak - import_peak + 11) / plink_peak:.2f}x; 11 "
+        "MiB is a bare interpreter; numba and its LLVM take about 110 MiB of it), the computation's own "
         "cost. The KING work itself is three bit planes per sample (heterozygous, homozygous, which homozygote) and "
         "four popcounts per pair and 64 variants, in numba with LLVM's vector popcount; the .bed's two-bit rows are "
         "decoded straight into the planes. The matrix-product form (`--method matmul`) stays the GPU path."

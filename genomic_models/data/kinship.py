@@ -57,7 +57,7 @@ class KinshipMatrix:
         """Checked in row blocks, so that a 10,000-sample matrix needs no full-size temporaries."""
         values = self.values
         n = len(values)
-        step = max(1, (1 << 22) // max(n, 1))
+        step = max(1, (1 << 20) // max(n, 1))  # about 8 MiB per temporary
         scale = 0.0
         for start in range(0, n, step):
             block = np.abs(values[start : start + step])
