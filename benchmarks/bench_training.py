@@ -352,14 +352,14 @@ def ddp_run(work: Path, processes: int, steps: int, tag: str, port: int) -> dict
     arguments = ["--model_type", "haplotype-dss", "--vcf_file", str(PANEL), "--tile_size", "500",
                  "--config_overrides", "hidden_size=64,num_hidden_layers=4,state_size=32", "--output_dir",
                  str(output), "--data_dir", str(work / "data"), "--do_train",
-                 "--per_device_train_batch_size", "16", "--max_steps", str(steps), "--ddp_backend", "gloo",
+                 "--per_device_train_batch_size", "16", "--max_steps", str(steps),
                  *TRAINER]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     if processes == 1:
         command = [sys.executable, str(script), *arguments]
     else:
         command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-                   "--master_port", str(port), str(script), *arguments]  # fmt: skip
+                   "--master_port", str(port), str(script), *arguments, "--ddp_backend", "gloo"]  # fmt: skip
     subprocess.run(command, check=True, env=env, capture_output=True)
     return json.loads((output / "train_results.json").read_text())
 
