@@ -231,7 +231,7 @@ def dataloader_section(args) -> None:
     with tempfile.TemporaryDirectory() as directory:
         for name, (description, run) in architecture_runs(Path(directory), args.steps).items():
             timer = timed_training(run)
-            steps, waits = timer.step_seconds[1:], timer.wait_seconds  # the first step warms up
+            steps, waits = timer.step_seconds[1:], timer.wait_seconds[1:]  # the first step and gap warm up
             model, data = statistics.median(steps), statistics.median(waits)
             share = sum(waits) / (sum(waits) + sum(steps))
             batch = int(description.rsplit("batch ", 1)[1])
@@ -244,7 +244,8 @@ def dataloader_section(args) -> None:
         "dataloader_num_workers 0: batches are read and collated in the training process), timed by a Trainer "
         "callback: model = on_step_begin -> on_step_end (forward, backward, optimizer), data = on_step_end -> the "
         "next on_step_begin (the Trainer fetches the next batch from the DataLoader there). Medians per step, the "
-        "first step left out; share from the medians (robust to a stall of the shared machine) and from the totals "
+        "first step and the gap after it left out; share from the medians (robust to a stall of the shared machine) "
+        "and from the totals "
         "(every gap counted, the worst one shown). Load average at the start "
         f"{start_load}, at the end {load_average()}.\n\n"
         + markdown_table(
