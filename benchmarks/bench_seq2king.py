@@ -1,26 +1,20 @@
 #!/usr/bin/env python
 """Seq2KING benchmarks, written into benchmarks/RESULTS.md.
 
-1. KING-robust kinship: this package (torch matrix products, streamed from the file) against `plink2 --make-king`
-   on the same files: wall time and peak resident memory of each as a separate process, their ratios, and the largest
-   absolute difference between the two matrices.
-2. Population clustering on the simulated OutOfAfrica cohort (YRI, CEU, CHB): ARI of KMeans and agglomerative
+(KING-robust kinship against plink2 has its own benchmark: benchmarks/bench_king.py.)
+
+Population clustering on the simulated OutOfAfrica cohort (YRI, CEU, CHB): ARI of KMeans and agglomerative
    clusterings of (a) the trained model's person embeddings, (b) PCA of the genotypes and (c) UMAP of the raw KING
    matrix (the paper's baselines), plus the attention statistic of the trained model.
 
-    python benchmarks/bench_seq2king.py                 # both parts
-    python benchmarks/bench_seq2king.py --skip-training # KING timings only
+    python benchmarks/bench_seq2king.py
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -31,98 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.results import markdown_table, record  # noqa: E402
-
-PANEL = Path("/usr/share/doc/shapeit4/examples/test/reference.vcf.gz")
-BOLT = Path("/usr/share/doc/bolt-lmm/examples/examples.tar.xz")
-
-OURS = """
-import resource, sys, time, json
-import numpy as np, torch
-torch.set_num_threads(int(sys.argv[3]))
-from genomic_models.kinship import king_robust_from_file
-start = time.perf_counter()
-kinship = king_robust_from_file(sys.argv[1])
-elapsed = time.perf_counter() - start
-np.save(sys.argv[2], kinship.values)
-print(json.dumps({"seconds": elapsed, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "samples": kinship.n_samples, "variants": kinship.info["n_variants"]}))
-"""
-
-PLINK = """
-import resource, subprocess, sys, time, json
-start = time.perf_counter()
-subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
-elapsed = time.perf_counter() - start
-print(json.dumps({"seconds": elapsed, "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
-"""
-
-
-def run_json(arguments: list[str]) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(arguments, capture_output=True, text=True, env=env, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def time_king(name: str, path: str, plink_input: list[str], work: Path, threads: int, repeats: int) -> list:
-    ours, theirs = [], []
-    for _ in range(repeats):
-        ours.append(run_json([sys.executable, "-c", OURS, path, str(work / "ours.npy"), str(threads)]))
-        out = work / "plink"
-        theirs.append(
-            run_json(
-                [sys.executable, "-c", PLINK, "plink2", *plink_input, "--make-king", "square", "bin", "--threads",
-                 str(threads), "--out", str(out)]
-            )
-        )  # fmt: skip
-    best_ours = min(ours, key=lambda entry: entry["seconds"])
-    best_theirs = min(theirs, key=lambda entry: entry["seconds"])
-    expected = np.fromfile(str(work / "plink.king.bin"))
-    difference = float(np.abs(np.load(work / "ours.npy").ravel() - expected).max())
-    return [
-        name,
-        f"{best_ours['samples']} x {best_ours['variants']}",
-        round(best_ours["seconds"], 3),
-        round(best_theirs["seconds"], 3),
-        round(best_ours["seconds"] / best_theirs["seconds"], 2),
-        round(best_ours["peak_mib"]),
-        round(best_theirs["peak_mib"]),
-        round(best_ours["peak_mib"] / best_theirs["peak_mib"], 2),
-        f"{difference:.1e}",
-    ]
-
-
-def king_section(args, work: Path) -> None:
-    from genomic_models.data.simulate import simulate_cohort
-
-    cohort = simulate_cohort(work / "sim", samples_per_population=100, sequence_length=5_000_000, n_genes=1, seed=1)
-    with tarfile.open(BOLT) as tar:
-        for suffix in (".bed", ".bim", ".fam"):
-            tar.extract(f"EUR_subset{suffix}", work, filter="data")
-    rows = [
-        time_king("simulated OutOfAfrica VCF", str(cohort.vcf), ["--vcf", str(cohort.vcf)], work, args.threads, 3),
-        time_king("1000G chr20 panel VCF (shapeit4-example)", str(PANEL), ["--vcf", str(PANEL)], work, args.threads, 3),
-        time_king(
-            "EUR subset PLINK (bolt-lmm-example)",
-            str(work / "EUR_subset.bed"),
-            ["--bfile", str(work / "EUR_subset")],
-            work,
-            args.threads,
-            3,
-        ),
-    ]
-    header = ["input", "samples x variants", "ours s", "plink2 s", "time ratio", "ours MiB", "plink2 MiB",
-              "memory ratio", "max abs diff"]  # fmt: skip
-    body = (
-        "End to end from the file to the square KING-robust matrix, each tool in its own process with "
-        f"{args.threads} thread(s); best of 3. Ratios are ours / plink2 (above 1: plink2 is better). Peak memory is "
-        "the process's maximum resident set (ours includes the Python interpreter, torch and the genotype readers).\n\n"
-        + markdown_table(header, rows)
-        + "\n\nplink2 packs genotypes two bits per call and counts with popcount; this package uses float32 products "
-        "of 0/1 indicator matrices (exact integers), which run on any torch device and stream the file in chunks."
-    )
-    record(
-        "seq2king_king", "Seq2KING: KING-robust kinship, this package vs plink2", body, extra_versions=("bed-reader",)
-    )
 
 
 def clustering_section(args, work: Path) -> None:
@@ -245,9 +147,7 @@ def run_sequences(n_persons: int, length: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--skip-king", action="store_true")
-    parser.add_argument("--skip-training", action="store_true")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-king", action="store_true", help="kept for old commands: KING is bench_king.py's")
     parser.add_argument("--dataset-size", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--hidden-size", type=int, default=120)
@@ -256,14 +156,8 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--train-threads", type=int, default=1, help="torch threads for training (1 is fastest here)")
     args = parser.parse_args()
-    if shutil.which("plink2") is None:
-        raise SystemExit("plink2 is missing: bash .ci/setup installs it")
     with tempfile.TemporaryDirectory() as directory:
-        work = Path(directory)
-        if not args.skip_king:
-            king_section(args, work)
-        if not args.skip_training:
-            clustering_section(args, work)
+        clustering_section(args, Path(directory))
 
 
 if __name__ == "__main__":

@@ -146,6 +146,15 @@ def test_nan_and_negative_values_are_refused_naming_cell_and_gene(tokenizer, bad
         with pytest.raises(ExpressionValueError, match=problem) as caught:
             tokenizer(matrix)
         assert (caught.value.row, caught.value.gene) == (2, "MS4A1")
+    # The same value in a column that is not one of the tokenizer's genes is not read, hence not refused.
+    wide = np.ones((3, 5), dtype=np.float32)
+    wide[1, 2] = bad
+    names = ["CD3E", "MS4A1", "OTHER", "LYZ", "NKG7"]
+    dense = tokenizer(wide, genes=names, return_tensors="np")["input_ids"]
+    np.testing.assert_array_equal(tokenizer(sp.csr_matrix(wide), genes=names, return_tensors="np")["input_ids"], dense)
+    with pytest.raises(ExpressionValueError, match=problem) as caught:
+        tokenizer(sp.csr_matrix(wide), genes=["CD3E", "MS4A1", "LYZ", "OTHER", "NKG7"])
+    assert (caught.value.row, caught.value.gene) == (1, "LYZ")
 
 
 def test_missing_genes_raise_or_count_as_not_expressed(tokenizer):
@@ -207,3 +216,38 @@ def test_invalid_configurations_are_refused():
         GeneBinTokenizer(genes=GENES, phenotypes={"tissue": ["lymph node", "lymph_node"]})
     with pytest.raises(ValueError, match="unknown phenotype types"):
         GeneBinTokenizer(genes=GENES, phenotypes={"species": ["human"]})
+
+
+def test_sparse_scatter_path_equals_the_dense_path_on_real_pbmcs(pbmc_cells):
+    """CSR input is binned on its stored values and scattered: same tokens as the dense path, whatever the column
+    order, absent genes, unsorted or duplicated entries, and for blank labels given as a string array."""
+    cells, genes = pbmc_cells
+    labels = cells.obs["bulk_labels"].astype(str).to_numpy().copy()
+    labels[::5] = " "
+    tokenizer = GeneBinTokenizer(genes=[*genes, "ABSENT"], phenotypes={"cell_type": sorted(set(labels) - {" "})})
+    order = np.random.default_rng(0).permutation(cells.n_vars)
+    matrix = sp.csr_matrix(cells.X)[:, order]
+    names = list(cells.var_names[order])
+    dense = tokenizer.encode_cells(
+        matrix.toarray(), genes=names, phenotypes={"cell_type": labels}, missing_genes="zero"
+    )
+    for compact in (False, True):
+        sparse = tokenizer.encode_cells(
+            matrix, genes=names, phenotypes={"cell_type": labels}, missing_genes="zero", compact=compact
+        )
+        for key in ("input_ids", "attention_mask"):
+            np.testing.assert_array_equal(sparse[key], dense[key])
+    assert (dense["input_ids"][::5, 3] == tokenizer.convert_tokens_to_ids("[NO_CELL_TYPE]")).all()
+    # An unsorted CSR with a duplicated entry: the duplicates add up, as in toarray().
+    head = matrix[:50]
+    start, stop = head.indptr[3], head.indptr[4]
+    indices = np.r_[head.indices[:stop][::-1][: stop - start], head.indices[start]]  # row 3 reversed, plus a repeat
+    data = np.r_[head.data[:stop][::-1][: stop - start], 0.5]
+    doubled = sp.csr_matrix(
+        (np.r_[head.data[:start], data, head.data[stop:]], np.r_[head.indices[:start], indices, head.indices[stop:]],
+         np.r_[head.indptr[:4], head.indptr[4:] + 1]), shape=head.shape,
+    )  # fmt: skip
+    assert not doubled.has_canonical_format
+    expected = tokenizer.encode_cells(doubled.toarray(), genes=names, missing_genes="zero")
+    np.testing.assert_array_equal(tokenizer.encode_cells(doubled, genes=names, missing_genes="zero")["input_ids"],
+                                  expected["input_ids"])  # fmt: skip

@@ -153,3 +153,18 @@ def test_vectorised_encoding_matches_a_sorted_search(ploidy, num_alleles):
     decoder_keys = tokenizer.allele_decoder.astype(np.int64) @ (num_alleles ** np.arange(ploidy - 1, -1, -1))
     keys = np.sort(alleles.astype(np.int64) + 1, axis=-1) @ (num_alleles ** np.arange(ploidy - 1, -1, -1))
     np.testing.assert_array_equal(tokenizer.encode_vcf_alleles(alleles), np.searchsorted(decoder_keys, keys))
+
+
+@pytest.mark.parametrize("num_alleles", [3, 4, 6])
+def test_diploid_lookup_equals_the_general_path_on_real_calls(bolt_lmm_example, num_alleles):
+    """The one-lookup diploid path gives the codes of the sorting path, on the real EUR calls and multi-allelic ones."""
+    alleles = np.swapaxes(read_plink(bolt_lmm_example).alleles[::50], 0, 1)  # (379 people, 1082 markers, 2)
+    rng = np.random.default_rng(num_alleles)
+    alleles = np.where(rng.random(alleles.shape) < 0.1, rng.integers(-1, num_alleles - 1, alleles.shape), alleles)
+    tokenizer = GenotypeTokenizer(num_alleles=num_alleles)
+    general = tokenizer.encode_allele_sets(alleles.astype(np.int16) + 1)  # the compare-swap path, decoder numbering
+    for dtype in (np.int8, np.int16, np.int64):
+        np.testing.assert_array_equal(tokenizer.encode_vcf_alleles(alleles.astype(dtype)), general)
+    np.testing.assert_array_equal(tokenizer.encode_vcf_alleles(alleles[0, 0]), general[0, 0])  # a single genotype
+    with pytest.raises(ValueError, match="outside 0"):
+        tokenizer.encode_vcf_alleles(np.array([[0, num_alleles - 1]]))

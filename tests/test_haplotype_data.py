@@ -207,6 +207,16 @@ def test_haplotype_dataset_rows_match_the_vcf(sim_dataset):
     np.testing.assert_allclose(
         row["allele_frequency"], matrix.alt_allele_frequency()[chunks[1].variant_index], rtol=1e-6
     )
+    # Every row, built column-wise into the Arrow file: chunk-major, samples in order, the declared features.
+    from genomic_models.data.haplotypes import FEATURES, genotype_letters
+
+    expected = [
+        row.tobytes().decode() for chunk in chunks for row in genotype_letters(matrix.alleles[chunk.variant_index])
+    ]
+    assert dataset["genotype"] == expected and dataset.features == FEATURES
+    assert dataset["sample_id"] == matrix.samples * len(chunks)
+    again = haplotype_dataset(matrix, chunks)  # the cached file, same fingerprint
+    assert again._fingerprint == dataset._fingerprint and again["genotype"] == expected
 
 
 def test_genotype_strings_agree_with_bcftools(sim_cohort, sim_dataset):

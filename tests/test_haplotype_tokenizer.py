@@ -93,3 +93,42 @@ def test_save_and_auto_tokenizer_round_trip(tmp_path):
     assert isinstance(loaded, HaplotypeTokenizer)
     assert (loaded.phase, loaded.seed, loaded.model_max_length) == (1, 5, 321)
     assert loaded("F")["input_ids"] == [1]
+
+
+def _general_path(tokenizer, genotypes, phase, seed=None):
+    """Reference ids from the per-sequence letters (phased_letters) and the phase rule, without the fast path."""
+    letters = tokenizer.phased_letters(genotypes)
+    if phase == "both":
+        return np.array([row[:, copy] for row in letters for copy in (0, 1)], dtype=np.int64)
+    copies = (
+        np.random.default_rng(seed).integers(0, 2, size=len(letters)) if phase == "random" else [phase] * len(letters)
+    )
+    return np.array([row[:, copy] for row, copy in zip(letters, copies)], dtype=np.int64)
+
+
+@pytest.mark.parametrize("phase", [0, 1, "both", "random"])
+def test_table_lookup_path_equals_the_general_path_on_real_alleles(real_phased_vcf, phase):
+    """Real chr20 haplotypes (with missing calls added), strings and character arrays: same ids, same random draws."""
+    from genomic_models.data import read_vcf
+
+    alleles = read_vcf(real_phased_vcf, region="20:60000-200000").require_biallelic().alleles
+    alleles = np.swapaxes(alleles, 0, 1)[:40].copy()  # (people, variants, 2)
+    alleles[np.random.default_rng(1).random(alleles.shape) < 0.02] = -1
+    letters = np.array(list("RMFB"))[alleles[..., 1] * 2 + alleles[..., 0]]  # a|b -> R, F (0|1), M (1|0), B
+    letters[(alleles < 0).any(axis=2)] = "N"
+    strings = ["".join(row) for row in letters]
+    for genotypes in (alleles, alleles.astype(np.int8), strings, letters, letters.astype("S1")):
+        expected = _general_path(HaplotypeTokenizer(), genotypes, phase, seed=11)
+        np.testing.assert_array_equal(HaplotypeTokenizer(seed=11).encode_cohort(genotypes, phase=phase), expected)
+    assert HaplotypeTokenizer(seed=11)(alleles, phase=phase, return_tensors="np")["input_ids"].shape[1] == len(
+        strings[0]
+    )
+
+
+def test_table_lookup_path_leaves_errors_to_the_general_path(tokenizer):
+    with pytest.raises(ValueError, match=r"sample 1, variant 2: allele 2 on haplotype 1"):
+        tokenizer.encode_cohort(np.array([[[0, 0], [1, 1], [0, 1]], [[0, 0], [1, 1], [0, 2]]]), phase=0)
+    with pytest.raises(ValueError, match=r"sequence 1, variant 1: invalid character 'X'"):
+        tokenizer.encode_cohort(["RFMB", "RXMB"], phase="random")
+    with pytest.raises(ValueError, match=r"equal-length sequences, got lengths \[2, 4\]"):
+        tokenizer.encode_cohort(["RFMB", "RF"], phase=0)

@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,9 @@ from genomic_models.data.kinship import (
     write_kin0,
     write_king,
 )
+from genomic_models.data.plink_bed import PlinkBedRows, a1_counts
 from genomic_models.errors import GenomicInputError
-from genomic_models.kinship import king_robust, king_robust_from_file
+from genomic_models.kinship import king_robust, king_robust_from_file, resolve_king_method
 from genomic_models.kinship import main as king_main
 
 PLINK2 = shutil.which("plink2")
@@ -91,6 +93,58 @@ def test_king_matches_plink2_with_missing_calls_and_sex_chromosomes(bolt_lmm_exa
     assert np.abs(king_robust(genotypes, chromosomes=None).values - expected).max() > 1e-3
 
 
+def test_bitpacked_and_matrix_product_paths_give_plink2s_matrix_and_the_same_counts(bolt_lmm_example, tmp_path):
+    """The CPU's bit-packed popcounts and the GPU's matrix products count the same pairs: same matrix, same counts."""
+    prefix = _write_perturbed_eur(bolt_lmm_example, tmp_path / "eur_paths", n_samples=70, n_variants=1500)
+    ids, expected = plink2_king("--bfile", prefix, tmp_path / "paths_out")
+    genotypes = read_plink(prefix)
+    assert resolve_king_method("auto", "cpu") == "bitpacked" and resolve_king_method("auto", "cuda") == "matmul"
+    bitpacked, bit_counts = king_robust(genotypes, method="bitpacked", return_counts=True, variant_chunk_size=200)
+    products, product_counts = king_robust(genotypes, method="matmul", return_counts=True)
+    for kinship in (bitpacked, products):
+        assert kinship.samples == ids
+        np.testing.assert_array_equal(kinship.values, expected)  # the same float64 arithmetic on the same counts
+    for field in ("hethet", "ibs0", "het1hom2", "nsnp"):
+        np.testing.assert_array_equal(getattr(bit_counts, field), getattr(product_counts, field), err_msg=field)
+    assert bit_counts.nsnp.max() <= 1300 and (bit_counts.het1hom2 != bit_counts.het2hom1).any()
+    # The .bed's own two-bit rows (never expanded to bytes), with a reordered subset of the samples.
+    chosen = ids[::-3]
+    from_rows = king_robust_from_file(prefix, samples=chosen, method="bitpacked", variant_chunk_size=128)
+    from_bytes = king_robust_from_file(prefix, samples=chosen, method="matmul")
+    assert from_rows.samples == chosen
+    np.testing.assert_array_equal(from_rows.values, from_bytes.values)
+    index = [ids.index(sample) for sample in chosen]
+    np.testing.assert_array_equal(from_rows.values, expected[np.ix_(index, index)])
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        king_robust(genotypes, method="bitpacked", device="cuda")
+
+
+def test_raw_bed_rows_decode_like_bed_reader_and_bad_filesets_are_named(bolt_lmm_example, tmp_path):
+    bed = PlinkBedRows(str(bolt_lmm_example) + ".bed")
+    assert bed.n_samples == 379 and bed.n_variants == 54051 and bed.iids[:2] == ["HG00096", "HG00097"]
+    variants = np.array([0, 1, 2, 500, 501, 40_000, 54_050])
+    rows = np.concatenate(list(bed.iter_rows(variants, chunk_size=3)))
+    samples = np.array([378, 0, 17, 200])
+    expected = open_bed(str(bolt_lmm_example) + ".bed", num_threads=1).read(
+        index=np.s_[samples, variants], dtype="int8"
+    )
+    np.testing.assert_array_equal(a1_counts(rows, samples), np.where(expected < 0, -1, expected).T)
+    for suffix in (".bim", ".fam"):
+        shutil.copy(str(bolt_lmm_example) + suffix, tmp_path / f"bad{suffix}")
+    data = Path(str(bolt_lmm_example) + ".bed").read_bytes()
+    (tmp_path / "bad.bed").write_bytes(data[:-7])
+    with pytest.raises(
+        GenomicInputError, match=r"bad\.bed: .* bytes do not fit 379 samples \(\.fam\) x 54051 variants"
+    ):
+        king_robust_from_file(tmp_path / "bad.bed")
+    (tmp_path / "bad.bed").write_bytes(b"\x6c\x1b\x00" + data[3:])
+    with pytest.raises(GenomicInputError, match="sample-major"):
+        PlinkBedRows(tmp_path / "bad")
+    (tmp_path / "bad.bed").write_bytes(b"BAD" + data[3:])
+    with pytest.raises(GenomicInputError, match="not a PLINK 1 .bed"):
+        PlinkBedRows(tmp_path / "bad")
+
+
 VCF_HEADER = """##fileformat=VCFv4.2
 ##contig=<ID=1>
 ##contig=<ID=X>
@@ -119,6 +173,12 @@ def test_king_matches_plink2_on_multiallelic_and_missing_vcf_calls(tmp_path):
     assert kinship.samples == ids
     np.testing.assert_allclose(kinship.values, expected, rtol=0, atol=1e-6)
     np.testing.assert_allclose(king_robust_from_file(vcf, sample_block_size=5).values, expected, atol=1e-6)
+    np.testing.assert_allclose(king_robust_from_file(vcf, variant_chunk_size=7).values, expected, atol=1e-6)
+    # A haploid call on an autosome is named by its record, wherever it falls in a chunk.
+    lines[200] = lines[200].replace("\tGT\t" + lines[200].split("\tGT\t")[1].split("\t")[0], "\tGT\t1", 1)
+    vcf.write_text("\n".join(lines) + "\n")
+    with pytest.raises(GenomicInputError, match="1:1199: KING needs diploid calls"):
+        king_robust_from_file(vcf, variant_chunk_size=64)
 
 
 def test_plink2_king_files_are_read_in_every_layout(sim_cohort, tmp_path):
@@ -150,6 +210,11 @@ def test_king_command_line_writes_plink2_formats(sim_cohort, tmp_path):
     np.testing.assert_allclose(read_king(tmp_path / "cli").values, expected, atol=5e-6)
     king_main([str(sim_cohort.vcf), "--out", str(tmp_path / "cli"), "--table"])
     np.testing.assert_allclose(read_kin0(tmp_path / "cli.kin0").values, expected, atol=5e-6)
+    king_main([str(sim_cohort.vcf), "--out", str(tmp_path / "bin"), "--binary", "--threads", "1"])
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "bin.king.bin"), expected.ravel())  # plink2's own bytes
+    assert read_king(tmp_path / "bin").samples == read_vcf(sim_cohort.vcf).samples
+    king_main([str(sim_cohort.vcf), "--out", str(tmp_path / "gpu_form"), "--binary", "--method", "matmul"])
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "gpu_form.king.bin"), expected.ravel())
 
 
 def test_a_filtered_kin0_table_is_incomplete(sim_cohort, tmp_path):

@@ -526,12 +526,7 @@ class GeneBinTokenizer(PreTrainedTokenizer):
         values only (zeros are bin 0), without a dense float copy.
         """
         if self.binning != "quantile" and _is_sparse(expression):
-            selected, present = self._select(expression, genes, missing_genes)
-            stored = selected
-            stored_bins = type(stored)((self._bins(stored.data), stored.indices, stored.indptr), shape=stored.shape)
-            bins = np.zeros((stored.shape[0], self.num_genes), dtype=np.uint8)
-            bins[:, present] = stored_bins.toarray()
-            return self._encode_bins(bins, phenotypes, hide_phenotypes, compact)
+            return self._encode_sparse(expression, genes, phenotypes, hide_phenotypes, missing_genes, compact)
         values = self.align_genes(expression, genes, missing_genes)
         return self.encode_aligned(values, phenotypes=phenotypes, hide_phenotypes=hide_phenotypes, compact=compact)
 
@@ -544,19 +539,66 @@ class GeneBinTokenizer(PreTrainedTokenizer):
         return self._encode_bins(self._bins(values), phenotypes, hide_phenotypes, compact)
 
     def _encode_bins(self, bins: np.ndarray, phenotypes, hide_phenotypes: Sequence[str], compact: bool) -> dict:
-        cells, genes = bins.shape[0], self.gene_positions
+        encoded = self._encode_frame(bins.shape[0], phenotypes, hide_phenotypes, compact)
+        genes = self.gene_positions
+        np.add(bins, self._first_bin_id, out=encoded["input_ids"][:, genes], casting="unsafe")
+        if self.mask_unexpressed:
+            np.not_equal(bins, 0, out=encoded["attention_mask"][:, genes], casting="unsafe")
+        else:
+            encoded["attention_mask"][:, genes] = 1
+        return encoded
+
+    def _encode_sparse(self, expression, genes, phenotypes, hide_phenotypes, missing_genes, compact) -> dict:
+        """Fixed or binary bins from the stored values of a CSR matrix, scattered into a dense uint8 bin matrix.
+
+        Unstored entries are bin 0: only the stored values are binned (no dense float copy), and the tokenizer's
+        genes are found through a column -> gene table instead of slicing the sparse matrix by column (the stored
+        values of other genes land in a spare column that is dropped).
+        """
+        matrix = expression.tocsr()
+        if matrix.ndim != 2:
+            raise ValueError(f"expression must be (cells, genes), got shape {matrix.shape}")
+        if not matrix.has_canonical_format:
+            matrix = matrix.copy()
+            matrix.sum_duplicates()  # duplicated entries add up, as in toarray()
+        columns, present, names = self._gene_columns(matrix.shape[1], genes, missing_genes)
+        cells, width = matrix.shape[0], self.num_genes + 1  # a spare last column takes the values of other genes
+        gene_of_column = np.full(matrix.shape[1], self.num_genes, dtype=np.int64)
+        gene_of_column[columns[present]] = np.flatnonzero(present)
+        values = matrix.data
+        top = COUNTS_MAXIMUM
+        if self.binning == "fixed":
+            top = min(top, FAR_ABOVE_TOP_EDGE * self.bin_edges[-1])
+        if values.size and not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= top):
+            # a bad, raw-count or far-too-large value somewhere: it matters only for the tokenizer's own genes
+            gene = gene_of_column[matrix.indices]
+            entry_rows = np.repeat(np.arange(cells), np.diff(matrix.indptr))
+            ours = gene < self.num_genes
+            _check_values(values[ours], lambda flat: (int(entry_rows[ours][flat]), int(gene[ours][flat])), names,
+                          columns)  # fmt: skip
+            self._warn_far_above_top_edge(values[ours])
+        flat = np.repeat(np.arange(0, cells * width, width, dtype=np.int64), np.diff(matrix.indptr))
+        flat += gene_of_column[matrix.indices]
+        bins = np.zeros((cells, width), dtype=np.uint8)
+        with np.errstate(invalid="ignore"):
+            bins.ravel()[flat] = self._bins(values)
+        bins = bins[:, : self.num_genes]
+        return self._encode_bins(bins, phenotypes, hide_phenotypes, compact)
+
+    def _encode_frame(self, cells: int, phenotypes, hide_phenotypes: Sequence[str], compact: bool) -> dict:
+        """Token rows with the structural and phenotype tokens in place; the gene positions of both arrays are left
+        for the caller to fill."""
         input_ids = np.empty((cells, self.sequence_length), dtype=np.int32 if compact else np.int64)
         input_ids[:, 0] = self.cls_token_id
         input_ids[:, FIRST_GENE_POSITION - 1] = self.start_token_id
         input_ids[:, -1] = self.end_token_id
-        np.add(bins, self._first_bin_id, out=input_ids[:, genes], casting="unsafe")
         slots = self.phenotype_ids(phenotypes, cells)
         for kind in hide_phenotypes:
             slots[:, PHENOTYPE_TYPES.index(_check_kind(kind))] = self.mask_token_id
         input_ids[:, 1 : FIRST_GENE_POSITION - 1] = slots
-        attention_mask = np.ones((cells, self.sequence_length), dtype=np.int8 if compact else np.int64)
-        if self.mask_unexpressed:
-            np.not_equal(bins, 0, out=attention_mask[:, genes], casting="unsafe")
+        attention_mask = np.empty((cells, self.sequence_length), dtype=np.int8 if compact else np.int64)
+        attention_mask[:, :FIRST_GENE_POSITION] = 1
+        attention_mask[:, -1] = 1
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     def align_genes(self, expression, genes: Sequence[str] | None = None, missing_genes: str = "error") -> np.ndarray:
@@ -572,24 +614,37 @@ class GeneBinTokenizer(PreTrainedTokenizer):
     def _select(self, expression, genes: Sequence[str] | None, missing_genes: str):
         """The columns of the tokenizer's genes present in `expression` (dense, or CSR when sparse), checked for NaN
         and negative values, and which of the tokenizer's genes they are."""
-        if missing_genes not in ("error", "zero"):
-            raise ValueError(f"missing_genes must be 'error' or 'zero', got {missing_genes!r}")
         sparse = _is_sparse(expression)
         matrix = expression.tocsr() if sparse else np.asarray(expression)
         if matrix.ndim != 2:
             raise ValueError(f"expression must be (cells, genes), got shape {matrix.shape}")
+        columns, present, names = self._gene_columns(matrix.shape[1], genes, missing_genes)
+        kept = columns[present]
+        if sparse:
+            selected = matrix[:, kept].tocsr()
+            _check_values(selected.data, lambda flat: _sparse_location(selected, flat), names, kept)
+        else:
+            selected = matrix[:, kept]
+            _check_values(selected, lambda flat: divmod(int(flat), selected.shape[1]), names, kept)
+        self._warn_far_above_top_edge(selected.data if sparse else selected)
+        return selected, present
+
+    def _gene_columns(self, n_columns: int, genes: Sequence[str] | None, missing_genes: str):
+        """(column of each tokenizer gene, -1 if absent; which are present; the column names) for a matrix."""
+        if missing_genes not in ("error", "zero"):
+            raise ValueError(f"missing_genes must be 'error' or 'zero', got {missing_genes!r}")
         if genes is None:
-            if matrix.shape[1] != self.num_genes:
+            if n_columns != self.num_genes:
                 raise ValueError(
-                    f"expression has {matrix.shape[1]} columns but the tokenizer knows {self.num_genes} genes; pass "
+                    f"expression has {n_columns} columns but the tokenizer knows {self.num_genes} genes; pass "
                     "`genes` (the gene of each column) to align them"
                 )
             columns, present = np.arange(self.num_genes), np.ones(self.num_genes, dtype=bool)
             names = self._genes
         else:
             names = [str(gene) for gene in genes]
-            if len(names) != matrix.shape[1]:
-                raise ValueError(f"{len(names)} gene names for an expression matrix with {matrix.shape[1]} columns")
+            if len(names) != n_columns:
+                raise ValueError(f"{len(names)} gene names for an expression matrix with {n_columns} columns")
             index = {}
             for position, gene in enumerate(names):
                 index.setdefault(gene, position)
@@ -602,15 +657,7 @@ class GeneBinTokenizer(PreTrainedTokenizer):
                     f"{absent[:5]}; pass missing_genes='zero' to treat them as not expressed"
                 )
             _check_unique_columns(names, self._genes)
-        kept = columns[present]
-        if sparse:
-            selected = matrix[:, kept].tocsr()
-            _check_values(selected.data, lambda flat: _sparse_location(selected, flat), names, kept)
-        else:
-            selected = matrix[:, kept]
-            _check_values(selected, lambda flat: divmod(int(flat), selected.shape[1]), names, kept)
-        self._warn_far_above_top_edge(selected.data if sparse else selected)
-        return selected, present
+        return columns, present, names
 
     def _warn_far_above_top_edge(self, values: np.ndarray) -> None:
         """Fixed bins put every value from the last edge up in the top bin; values far above it cannot be
@@ -678,9 +725,15 @@ class GeneBinTokenizer(PreTrainedTokenizer):
             distinct, inverse = categories, codes
             missing = codes < 0
         else:
-            values = np.asarray(labels, dtype=object).ravel()
-            missing = np.array([_is_missing(value) for value in values], dtype=bool)
-            text = np.where(missing, "", values).astype(str)
+            values = np.asarray(labels)
+            if values.dtype.kind == "U":  # strings only: a label is missing when it is blank
+                values = values.ravel()
+                missing = np.char.strip(values) == ""
+                text = np.where(missing, "", values)
+            else:
+                values = values.astype(object).ravel()
+                missing = np.array([_is_missing(value) for value in values], dtype=bool)
+                text = np.where(missing, "", values).astype(str)
             distinct, inverse = np.unique(text, return_inverse=True)
             distinct = distinct.tolist()
         if len(inverse) != cells:

@@ -116,6 +116,18 @@ class GenotypeTokenizer(PreTrainedTokenizer):
         if self.num_alleles**self.ploidy <= 2**24:
             self._key_table = np.full(self.num_alleles**self.ploidy, -1, dtype=np.int32)
             self._key_table[self._keys] = np.arange(len(self._keys), dtype=np.int32)
+        # Diploid: the code of every ordered VCF pair (a, b), -1 <= a, b <= num_alleles - 2, at index
+        # (a * num_alleles + b) mod num_alleles**2 (the span is exactly num_alleles**2 wide, so negative indices wrap
+        # onto distinct entries): one multiply-add and one lookup per genotype.
+        self._pair_table = None
+        if self.ploidy == 2 and self._key_table is not None and self.num_alleles**2 < 2**15:
+            radix = self.num_alleles
+            first, second = np.meshgrid(np.arange(-1, radix - 1), np.arange(-1, radix - 1), indexing="ij")
+            low, high = np.minimum(first, second) + 1, np.maximum(first, second) + 1
+            self._pair_table = np.empty(radix * radix, dtype=np.int32)
+            self._pair_table[(first * radix + second).ravel() % (radix * radix)] = self._key_table[
+                (low * radix + high).ravel()
+            ]
         self._tokens = [self._genotype_string(row) for row in self._decoder]
         self._vocab = {token: index for index, token in enumerate(self._tokens)}
         if marker_table_file is not None and marker_table is not None:
@@ -297,6 +309,17 @@ class GenotypeTokenizer(PreTrainedTokenizer):
     def encode_vcf_alleles(self, alleles: np.ndarray, source: str = "input") -> np.ndarray:
         """(..., ploidy) VCF allele indices (-1 missing, 0 REF, k k-th ALT) -> (...) codes."""
         alleles = np.asarray(alleles)
+        if (
+            self._pair_table is not None
+            and alleles.shape[-1:] == (2,)
+            and np.issubdtype(alleles.dtype, np.integer)
+            and alleles.size
+            and alleles.min() >= -1
+            and alleles.max() <= self.num_alleles - 2
+        ):
+            index = np.multiply(alleles[..., 0], self.num_alleles, dtype=np.int16)
+            index += alleles[..., 1]
+            return self._pair_table[index]
         if alleles.size and alleles.min() < -1:
             where = tuple(int(i) for i in np.argwhere(alleles < -1)[0])
             raise ValueError(f"{source}: invalid VCF allele index {int(alleles[where])} at {where[:-1]}")

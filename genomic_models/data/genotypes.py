@@ -230,11 +230,11 @@ def vcf_records(records, source: str):
         except StopIteration:
             return
         except Exception as error:
-            where = f"after record {last}" if last else "at the first record"
+            where = f"after record {last.CHROM}:{last.POS}" if last is not None else "at the first record"
             raise GenomicInputError(
                 source, f"cannot read the record {where} ({error}): the file is truncated or corrupt"
             ) from None
-        last = f"{record.CHROM}:{record.POS}"
+        last = record  # formatted only on error: this loop runs once per record of every VCF read
         yield record
 
 
@@ -268,7 +268,7 @@ def read_vcf(
     else:
         reorder = None
     records = vcf_records(reader(region) if region else reader, source)
-    rows, calls, phases = [], [], []
+    rows, calls = [], []
     skipped = {"multiallelic": 0, "filtered": 0, "non_snp": 0}
     ploidy = None
     for record in records:
@@ -290,21 +290,23 @@ def read_vcf(
         array = genotype.array()
         if ploidy is None:
             ploidy = array.shape[1] - 1
-        if array.shape[1] - 1 != ploidy or (array[:, :-1] == -2).any():
-            bad = int(np.argmax((array[:, :-1] == -2).any(axis=1))) if (array[:, :-1] == -2).any() else 0
-            raise GenomicInputError(
-                source,
-                f"ploidy mismatch at sample {reader.samples[bad]}: calls of different ploidy in one cohort "
-                f"(first record had ploidy {ploidy})",
-                record=f"{record.CHROM}:{record.POS}",
-            )
-        calls.append(array[:, :-1].astype(np.int16))
-        phases.append(array[:, -1].astype(bool))
+        if array.shape[1] - 1 != ploidy:
+            _ploidy_error(source, array, reader.samples, ploidy, f"{record.CHROM}:{record.POS}")
+        calls.append(array)  # (samples, ploidy + 1) int16, the phase last; checked and split once at the end
         rows.append((record.CHROM, record.POS, record.ID or ".", record.REF, ",".join(record.ALT) or "."))
     reader.close()
     n_samples = len(reader.samples)
-    alleles = np.stack(calls) if calls else np.zeros((0, n_samples, ploidy or 2), dtype=np.int16)
-    phased = np.stack(phases) if phases else np.zeros((0, n_samples), dtype=bool)
+    if calls:
+        stacked = np.stack(calls)
+        alleles, phased = stacked[:, :, :-1], stacked[:, :, -1].astype(bool)
+        short = (alleles == -2).any(axis=(1, 2))  # a call with fewer alleles than the cohort's ploidy
+        if short.any():
+            variant = int(np.argmax(short))
+            _ploidy_error(source, stacked[variant], reader.samples, ploidy, f"{rows[variant][0]}:{rows[variant][1]}")
+        alleles = np.ascontiguousarray(alleles)
+    else:
+        alleles = np.zeros((0, n_samples, ploidy or 2), dtype=np.int16)
+        phased = np.zeros((0, n_samples), dtype=bool)
     sample_names = list(reader.samples)
     if reorder is not None:
         alleles, phased, sample_names = alleles[:, reorder], phased[:, reorder], list(samples)
@@ -313,6 +315,18 @@ def read_vcf(
     variants["pos"] = variants["pos"].astype(np.int64)
     info = {f"skipped_{key}": value for key, value in skipped.items()}
     return GenotypeMatrix(sample_names, variants, alleles, phased, source=source, info=info)
+
+
+def _ploidy_error(source: str, array: np.ndarray, samples: Sequence[str], ploidy: int, record: str):
+    """Raise for a record whose calls do not all have the cohort's ploidy, naming the first such sample."""
+    short = (array[:, :-1] == -2).any(axis=1)
+    bad = int(np.argmax(short)) if short.any() else 0
+    raise GenomicInputError(
+        source,
+        f"ploidy mismatch at sample {samples[bad]}: calls of different ploidy in one cohort "
+        f"(first record had ploidy {ploidy})",
+        record=record,
+    )
 
 
 def write_vcf(matrix: GenotypeMatrix, path: str | os.PathLike, index: bool = True) -> str:

@@ -23,6 +23,8 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from datasets.table import MemoryMappedTable
 
 from ..errors import GenomicInputError
 from .chunks import Chunk, gene_chunks, gene_table_from_frame, normalize_chrom, read_gene_table, tiled_chunks
@@ -108,20 +110,36 @@ def haplotype_dataset(
         raise GenomicInputError(matrix.source, "no chunk to build: no variants matched the genes or windows")
     frequency = matrix.alt_allele_frequency().astype(np.float32)
     fingerprint = _fingerprint(matrix, chunks, missing)
+    cache = Path(cache_dir or datasets.config.HF_DATASETS_CACHE) / "genomic_models_haplotypes"
+    path = cache / f"{fingerprint}.arrow"
+    if not path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        schema = FEATURES.arrow_schema
+        with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+            for chunk in chunks:
+                writer.write_table(_chunk_table(matrix, chunk, frequency, schema))
+        os.replace(partial, path)
+    table = MemoryMappedTable.from_file(str(path))
+    return datasets.Dataset(table, info=datasets.DatasetInfo(features=FEATURES), fingerprint=fingerprint)
 
-    def rows() -> Iterator[dict]:
-        for chunk in chunks:
-            letters = genotype_letters(matrix.alleles[chunk.variant_index])
-            chunk_frequency = frequency[chunk.variant_index].tolist()
-            for sample, row in zip(matrix.samples, letters):
-                yield {
-                    "sample_id": sample,
-                    "chunk": chunk.label,
-                    "genotype": row.tobytes().decode("ascii"),
-                    "allele_frequency": chunk_frequency,
-                }
 
-    return datasets.Dataset.from_generator(rows, features=FEATURES, cache_dir=cache_dir, fingerprint=fingerprint)
+def _chunk_table(matrix: GenotypeMatrix, chunk: Chunk, frequency: np.ndarray, schema: pa.Schema) -> pa.Table:
+    """One chunk's rows, one per sample, built column by column from numpy buffers (no per-row Python objects):
+    the letters of all samples are one contiguous buffer that becomes the string column as is."""
+    letters = np.ascontiguousarray(genotype_letters(matrix.alleles[chunk.variant_index]))
+    n_samples, length = letters.shape
+    offsets = np.arange(0, (n_samples + 1) * length, length, dtype=np.int32)
+    genotype = pa.StringArray.from_buffers(n_samples, pa.py_buffer(offsets), pa.py_buffer(letters))
+    chunk_frequency = pa.array(np.tile(frequency[chunk.variant_index], n_samples), type=pa.float32())
+    allele_frequency = pa.ListArray.from_arrays(pa.array(offsets), chunk_frequency)
+    columns = [
+        pa.array(matrix.samples, type=pa.string()),
+        pa.array([chunk.label] * n_samples, type=pa.string()),
+        genotype,
+        allele_frequency,
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def chunk_sites(matrix: GenotypeMatrix, chunks: Sequence[Chunk]) -> pd.DataFrame:

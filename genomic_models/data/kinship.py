@@ -62,22 +62,35 @@ class KinshipMatrix:
         self._check_symmetric()
 
     def _check_symmetric(self) -> None:
+        """Checked in row blocks, so that a 10,000-sample matrix needs no full-size temporaries."""
         values = self.values
-        transposed = values.T
-        both_nan = np.isnan(values) & np.isnan(transposed)
-        scale = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
-        with np.errstate(invalid="ignore"):
-            close = np.isclose(values, transposed, rtol=1e-9, atol=1e-12 * max(scale, 1.0))
-        close |= both_nan | (np.isinf(values) & (values == transposed))
-        bad = np.argwhere(~close)
-        if len(bad):
-            row, column = bad[0]
+        n = len(values)
+        step = max(1, (1 << 20) // max(n, 1))  # about 8 MiB per temporary
+        scale = 0.0
+        for start in range(0, n, step):
+            block = np.abs(values[start : start + step])
+            finite = block[np.isfinite(block)]
+            scale = max(scale, float(finite.max()) if finite.size else 0.0)
+        atol = 1e-12 * max(scale, 1.0)
+        bad_rows, bad_columns = [], []
+        for start in range(0, n, step):
+            rows = values[start : start + step]
+            transposed = values[:, start : start + step].T
+            with np.errstate(invalid="ignore"):
+                close = np.isclose(rows, transposed, rtol=1e-9, atol=atol)
+            close |= (np.isnan(rows) & np.isnan(transposed)) | (np.isinf(rows) & (rows == transposed))
+            row, column = np.nonzero(~close)
+            bad_rows.append(row + start)
+            bad_columns.append(column)
+        bad_rows, bad_columns = np.concatenate(bad_rows), np.concatenate(bad_columns)
+        if len(bad_rows):
+            row, column = bad_rows[0], bad_columns[0]
             raise GenomicInputError(
                 self.source,
                 f"kinship matrix is not symmetric: ({self.samples[row]}, {self.samples[column]}) = "
                 f"{values[row, column]}"
                 f" but ({self.samples[column]}, {self.samples[row]}) = {values[column, row]} "
-                f"({len(bad) // 2 or 1} such pair(s))",
+                f"({len(bad_rows) // 2 or 1} such pair(s))",
             )
 
     @property
