@@ -78,13 +78,14 @@ class ExpressionValueError(ValueError):
     Attributes:
         row: Row of the offending cell in the matrix given to the tokenizer.
         gene: Name of the offending gene.
-        problem: "NaN or infinite" or "negative".
+        problem: "NaN", "infinite", "negative" or "raw count".
         count: Number of such values among the tokenizer's genes.
+        hint: What to do about it.
     """
 
     def __init__(self, row: int, gene: str, problem: str, value: float, count: int, hint: str | None = None):
         self.row, self.gene, self.problem, self.value, self.count = row, gene, problem, value, count
-        hint = hint or "scaled or centred data cannot be binned"
+        hint = self.hint = hint or "scaled or centred data cannot be binned"
         super().__init__(
             f"cell {row}, gene {gene}: {problem} value {value!r} ({count} such values); log-normalised expression "
             f"must be finite and non-negative ({hint})"
@@ -101,21 +102,6 @@ class UnknownPhenotypeError(ValueError):
             f"{vocabulary_size} {kind} labels (unknown_phenotype='error'; 'unk' maps them to [UNK] with a warning)"
         )
 
-
-class RawCountsError(ValueError):
-    """Integer values above `COUNTS_MAXIMUM` where log-normalised expression is expected: fixed bins on raw counts
-    would put every expressed gene in the top bin.
-
-    Attributes:
-        largest: The largest value seen.
-    """
-
-    def __init__(self, largest: float):
-        self.largest = largest
-        super().__init__(
-            f"integers up to {largest:g}: raw counts, not log-normalised expression. Pass normalize='log1p' "
-            "(normalize_total to 1e4, then log1p) or choose a log-normalised matrix."
-        )
 
 
 def log_normalize(block, target_sum: float = 1e4):
@@ -136,27 +122,13 @@ def log_normalize(block, target_sum: float = 1e4):
     return np.log1p(block * scale)
 
 
-def check_not_raw_counts(block) -> None:
-    """Raise `RawCountsError` when the (first million) values are integers above `COUNTS_MAXIMUM`."""
-    values = block.data if _is_sparse(block) else np.asarray(block)
-    values = np.asarray(values).ravel()[:1_000_000]
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return
-    largest = float(finite.max())
-    if largest > COUNTS_MAXIMUM and np.all(finite == np.round(finite)):
-        raise RawCountsError(largest)
-
 
 def normalize_expression(block, normalize: str = "none"):
     """Expression on the scale the bins are defined on: `"log1p"` log-normalises raw counts (`log_normalize`),
-    `"none"` keeps the values and refuses raw counts (`check_not_raw_counts`), as the training reader does."""
+    `"none"` keeps the values (the tokenizer then refuses raw counts among its genes, as for the training reader)."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    if normalize == "log1p":
-        return log_normalize(block)
-    check_not_raw_counts(block)
-    return block
+    return log_normalize(block) if normalize == "log1p" else block
 
 
 @dataclass
@@ -909,7 +881,8 @@ def _check_values(values: np.ndarray, locate, names: list[str], columns: np.ndar
             "raw count",
             largest,
             int(np.count_nonzero(flat > COUNTS_MAXIMUM)),
-            hint=f"integers up to {largest:g} are raw counts: normalise them (normalize_total to 1e4, then log1p)",
+            hint=f"integers up to {largest:g} are raw counts: pass normalize='log1p' (normalize_total to 1e4, then "
+            "log1p) or choose a log-normalised matrix",
         )
     first = int(np.flatnonzero(bad)[0])
     row, column = locate(first)
@@ -947,11 +920,9 @@ __all__ = [
     "GeneBinTokenizer",
     "DecodedCells",
     "ExpressionValueError",
-    "RawCountsError",
     "UnknownPhenotypeError",
     "COUNTS_MAXIMUM",
     "NORMALIZATIONS",
-    "check_not_raw_counts",
     "log_normalize",
     "normalize_expression",
     "PHENOTYPE_TYPES",

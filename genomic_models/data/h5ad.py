@@ -39,9 +39,7 @@ from genomic_models.tokenization.tokenization_gene_bin import (
     PHENOTYPE_TYPES,
     ExpressionValueError,
     GeneBinTokenizer,
-    RawCountsError,
     UnknownPhenotypeError,
-    check_not_raw_counts,
     log_normalize,
 )
 
@@ -53,7 +51,6 @@ PBMC68K_REDUCED_FILE = "10x_pbmc68k_reduced.h5ad"
 # pbmc68k_reduced has cell types (bulk_labels) only: sex, tissue, age and disease become NO_* tokens.
 PBMC68K_PHENOTYPE_COLUMNS = {"cell_type": "bulk_labels"}
 GENE_ORDERS = ("auto", "rank", "highly_variable", "compute", "file")
-# Integer-valued data whose maximum exceeds COUNTS_MAXIMUM (the tokenizer's) is taken for raw counts.
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -577,8 +574,6 @@ def _tokenize_block(shard, block, rows, tokenizer, reading: ShardReading, column
     cell_names = obs.index.astype(str).to_numpy()
     if reading.normalize == "log1p":
         block = log_normalize(block)
-    else:
-        _reject_counts(shard, block)
     phenotypes = {kind: obs[column] for kind, column in columns.items()}
     try:
         encoded = tokenizer.encode_cells(
@@ -590,7 +585,7 @@ def _tokenize_block(shard, block, rows, tokenizer, reading: ShardReading, column
             compact=True,
         )
     except ExpressionValueError as error:
-        hint = _source_hint(shard, error.problem)
+        hint = f" ({error.hint})" if error.problem == "raw count" else _source_hint(shard, error.problem)
         raise GenomicInputError(
             shard.path,
             f"{shard.expression}: {error.problem} value {error.value!r} ({error.count} in this block of "
@@ -615,13 +610,6 @@ def _source_hint(shard: H5adShard, problem: str) -> str:
     hint = f" ({shard.expression} looks scaled or centred"
     return hint + (f"; this file also has {others}: pass expression='raw' or a layer)" if others else ")")
 
-
-def _reject_counts(shard: H5adShard, block) -> None:
-    """Integer values above COUNTS_MAXIMUM are raw counts: fixed bins on them would put every gene in the top bin."""
-    try:
-        check_not_raw_counts(block)
-    except RawCountsError as error:
-        raise GenomicInputError(shard.path, f"{shard.expression} holds {error}") from None
 
 
 def _class_labels(values: pd.Series, label2id: Mapping[str, int]) -> np.ndarray:

@@ -149,7 +149,7 @@ class CellBatches(ItemBatches):
         index = start + int(row)
         return (
             f"cell {self.cell_names[index]} (row {index}), gene {error.gene}: {error.problem} value {error.value!r}; "
-            "log-normalised expression must be finite and non-negative (scaled or centred data cannot be binned)"
+            f"log-normalised expression must be finite and non-negative ({getattr(error, 'hint', '')})"
         )
 
 
