@@ -356,7 +356,9 @@ class Seq2KingContractTest(AutoRegisteredRoles, ModelTesterMixin, unittest.TestC
                 model_class(config).save_pretrained(folder)
                 sdpa = model_class.from_pretrained(folder, attn_implementation="sdpa").eval()
                 eager = model_class.from_pretrained(folder, attn_implementation="eager").eval()
-                self.assertEqual((sdpa.config._attn_implementation, eager.config._attn_implementation), ("sdpa", "eager"))
+                self.assertEqual(
+                    (sdpa.config._attn_implementation, eager.config._attn_implementation), ("sdpa", "eager")
+                )
                 inputs = self._prepare_for_class(inputs_dict, model_class)
                 with torch.no_grad():
                     expected = eager(**inputs, output_hidden_states=True)
