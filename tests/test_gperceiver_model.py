@@ -131,10 +131,19 @@ def test_shared_cross_attention_projects_keys_once_with_the_same_result():
         latents = model.latents.expand(3, -1, -1)
         for cross, selfs in zip(model.encoder.cross_schedule, model.encoder.self_schedule):
             attention = model.encoder.cross_attentions[cross]
-            latents, _ = attention(latents, attention.project_key_value(tokens))  # recomputed every iteration
+            latents, _ = attention(latents, *attention.project_key_value(tokens))  # recomputed every iteration
             for index in selfs:
                 latents, _ = model.encoder.self_attentions[index](latents)
     torch.testing.assert_close(output, latents)
+
+
+def test_first_hidden_state_is_a_copy_of_the_latents_not_a_view():
+    model = GPerceiverModel(tiny_config()).eval()
+    before = model.latents.detach().clone()
+    with torch.no_grad():
+        first = model(random_codes(model.config, 2), output_hidden_states=True).hidden_states[0]
+        first.mul_(0.0)
+    torch.testing.assert_close(model.latents.detach(), before)
 
 
 def test_sdpa_equals_eager_attention_and_individuals_are_independent():
