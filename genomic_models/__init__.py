@@ -6,6 +6,7 @@ Importing the package registers every architecture's config, models and tokenize
 from genomic_models.tokenization import GeneBinTokenizer, GenotypeTokenizer, HaplotypeTokenizer, KinshipTokenizer
 
 from .cards import CardSpec, ModelCardContext, build_model_card, write_model_card
+from .distributed import release_process_group_at_exit
 from .errors import GenomicInputError
 from .hub import push_to_hub_with_card
 from .models.chromoformer import (
@@ -48,6 +49,9 @@ from .pipelines import PIPELINE_TASKS, register_pipeline_task
 from .registry import ARCHITECTURES, register_architecture
 
 __version__ = "0.1.0"
+
+# Multi-process runs destroy their process group before the interpreter shuts down (see genomic_models.distributed).
+release_process_group_at_exit()
 
 register_architecture(
     HaplotypeDSSConfig,
