@@ -374,11 +374,22 @@ class GPerceiverDecoder(nn.Module):
         self.iterations = config.num_decode_iterations
         self.cross_attention = GPerceiverCrossAttention(config, config.position_embedding_size, config.hidden_size)
 
-    def forward(self, queries: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, queries: torch.Tensor, latents: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Decoded queries and, with `output_attentions`, each iteration's (batch, 1, targets, latents) weights."""
         key, value = self.cross_attention.project_key_value(latents)
+        attentions = []
         for _ in range(self.iterations):
-            queries, _ = self.cross_attention(queries, key, value)
-        return queries
+            queries, weights = self.cross_attention(queries, key, value, None, output_attentions)
+            attentions.append(weights)
+        return queries, tuple(attentions) if output_attentions else None
+
+
+def _with_decoder_attentions(encoder_cross: tuple | None, decoder_cross: tuple | None) -> tuple | None:
+    """Cross-attention maps of a head with a decoder: the encoder's (latents over markers), then the decoder's (targets
+    over latents), as transformers' Perceiver reports both in `cross_attentions`."""
+    return None if encoder_cross is None else encoder_cross + decoder_cross
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -579,6 +590,9 @@ class GPerceiverMaskedGenotypeOutput(ModelOutput):
     loss: focal (or plain) binary cross-entropy on the thermometer bits plus the ploidy penalty, per target locus.
     logits: (batch, targets, (num_alleles - 1) * ploidy) thermometer logits: bit a * ploidy + k - 1 is
         [copies of allele a + 1 >= k].
+    hidden_states / attentions: the encoder's (the latents after each self-attention layer, and those layers' maps).
+    cross_attentions: the encoder's per iteration, (batch, 1, latents, markers), then the decoder's per decode
+        iteration, (batch, 1, targets, latents).
     """
 
     loss: torch.FloatTensor | None = None
@@ -594,8 +608,9 @@ class GPerceiverContrastiveOutput(ModelOutput):
     loss: shared-allele loss (+ contrastive_allele_weight / 2 times each twin's masked-genotype loss).
     logits: (batch, targets, ploidy) thermometer logits of the number of alleles the twins share at each target.
     allele_logits / pair_allele_logits: (batch, targets, bits) each twin's masked-genotype logits.
-    hidden_states / attentions / cross_attentions: the encoder's, over both twins at once (2 x batch rows: each
-        individual followed by its twin).
+    hidden_states / attentions / cross_attentions: as for masked genotype modelling (the decoder's maps after the
+        encoder's in `cross_attentions`), over both twins at once (2 x batch rows: each individual followed by its
+        twin).
     """
 
     loss: torch.FloatTensor | None = None
@@ -632,10 +647,13 @@ class GPerceiverForMaskedGenotypeModeling(GPerceiverPreTrainedModel):
         self.allele_predictor = nn.Linear(config.position_embedding_size, config.num_thermometer_bits)
         self.post_init()
 
-    def decode_targets(self, latents: torch.Tensor, target_position_ids: torch.Tensor) -> torch.Tensor:
+    def decode_targets(
+        self, latents: torch.Tensor, target_position_ids: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Decoded target queries and, with `output_attentions`, the decoder's attention maps."""
         self._check_range("target_position_ids", target_position_ids, self.config.num_markers)
         queries = self.gperceiver.embeddings.position_embedding(target_position_ids)
-        return self.decoder(queries, latents)
+        return self.decoder(queries, latents, output_attentions)
 
     def genotype_loss(self, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
         return masked_genotype_loss(self.config, self.gperceiver.derived, logits, labels, num_items_in_batch)
@@ -666,14 +684,17 @@ class GPerceiverForMaskedGenotypeModeling(GPerceiverPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        logits = self.allele_predictor(self.decode_targets(outputs.last_hidden_state, target_position_ids))
+        decoded, decoder_attentions = self.decode_targets(
+            outputs.last_hidden_state, target_position_ids, outputs.cross_attentions is not None
+        )
+        logits = self.allele_predictor(decoded)
         loss = None if labels is None else self.genotype_loss(logits, labels, num_items_in_batch)
         output = GPerceiverMaskedGenotypeOutput(
             loss=loss,
             logits=logits,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
-            cross_attentions=outputs.cross_attentions,
+            cross_attentions=_with_decoder_attentions(outputs.cross_attentions, decoder_attentions),
         )
         return output if return_dict else output.to_tuple()
 
@@ -750,7 +771,7 @@ class GPerceiverForContrastivePretraining(GPerceiverPreTrainedModel):
         latents = outputs.last_hidden_state
         self._check_range("target_position_ids", target_position_ids, self.config.num_markers)
         queries = self.gperceiver.embeddings.position_embedding(target_position_ids.repeat_interleave(2, dim=0))
-        decoded = self.decoder(queries, latents)
+        decoded, decoder_attentions = self.decoder(queries, latents, outputs.cross_attentions is not None)
         first, second = decoded.unflatten(0, (-1, 2)).unbind(1)
         logits = self.contrast_predictor(F.gelu(self.contrast_hidden(self._combine(first, second))))
         allele_logits = self.allele_predictor(decoded)
@@ -767,7 +788,7 @@ class GPerceiverForContrastivePretraining(GPerceiverPreTrainedModel):
             pair_allele_logits=allele_second,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
-            cross_attentions=outputs.cross_attentions,
+            cross_attentions=_with_decoder_attentions(outputs.cross_attentions, decoder_attentions),
         )
         return output if return_dict else output.to_tuple()
 
