@@ -171,6 +171,18 @@ def test_attention_maps_and_hidden_states_of_all_three_transformers(embedding_la
     # Gene 0 has no pCRE: its promoter attends to itself only.
     promoter_row = full.attentions[-1][0, :, :, 0]
     torch.testing.assert_close(promoter_row[..., 0], torch.ones_like(promoter_row[..., 0]))
+    for bins, embedding, pairwise in zip(
+        config.bins_per_resolution, full.embedding_hidden_states, full.pairwise_hidden_states
+    ):
+        assert [state.shape for state in embedding] == [(3, bins, 16)] * embedding_layers + [(3, 1, 16)]
+        assert [state.shape for state in pairwise] == [(3, 8, 16)] * (config.pairwise_num_layers + 1)
+    # Every returned state is one the model computes with: gradients reach all of them.
+    outputs = model(**batch, output_hidden_states=True)
+    states = [*outputs.hidden_states]
+    for stack in (*outputs.embedding_hidden_states, *outputs.pairwise_hidden_states):
+        states += list(stack)
+    gradients = torch.autograd.grad(outputs.logits.sum(), states)
+    assert all(gradient.abs().sum() > 0 for gradient in gradients)
 
 
 def test_interaction_frequencies_enter_through_the_learned_per_head_scale():

@@ -427,6 +427,8 @@ class ChromoformerModelTester:
         self.num_labels = 2
         # hidden_states and attentions are the Regulation transformer's: [promoter; pCRE slots] per resolution.
         self.seq_length = 1 + pcre_slots
+        # With output_hidden_states the Embedding and Pairwise transformers' hidden states come too.
+        self.num_hidden_states_types = 3
 
     def get_config(self) -> ChromoformerConfig:
         return ChromoformerConfig(

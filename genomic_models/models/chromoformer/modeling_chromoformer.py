@@ -26,7 +26,8 @@ resolution: `hidden_states` (each layer's input, then the output) are (batch, re
 Regulation transformer's. The attention maps of the other two transformers come as `embedding_attentions` and
 `pairwise_attentions`, one tuple of layers per resolution (their bin counts differ): embedding layers give (batch,
 heads, rows, bins), the last one only the centre row that the model computes; pairwise layers (batch, slots, heads, 1,
-bins), the promoter centre's attention over each pCRE's bins. Asking for attention maps runs eager attention.
+bins), the promoter centre's attention over each pCRE's bins. Asking for attention maps runs eager attention. Their
+hidden states come likewise as `embedding_hidden_states` and `pairwise_hidden_states`.
 
 This file travels with hub checkpoints (trust_remote_code), so it imports only torch, transformers and its sibling.
 """
@@ -449,26 +450,33 @@ class ChromoformerEmbeddingTransformer(nn.Module):
         )
 
     def forward(
-        self, features: torch.Tensor, bin_mask: torch.Tensor, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
-        """features (B, M, F), bin_mask (B, M) bool -> centre-bin embedding (B, hidden), and each layer's attention
-        weights when asked ((B, heads, M, M); (B, heads, 1, M) for the last layer).
+        self,
+        features: torch.Tensor,
+        bin_mask: torch.Tensor,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        """features (B, M, F), bin_mask (B, M) bool -> centre-bin embedding (B, hidden), each layer's attention
+        weights when asked ((B, heads, M, M); (B, heads, 1, M) for the last layer), and the hidden states when asked
+        (the (B, M, hidden) input, each layer's output; (B, 1, hidden), the centre row, for the last layer).
 
-        Downstream only the centre bin is read, so the last layer computes that query row alone.
+        Downstream only the centre bin is read, so the last layer computes that query row alone. The first layer
+        keeps its input lin_proj(x) + positions factored, unless hidden states are asked for: then the input is
+        built, so that the returned states are those the layers read.
         """
         num_bins = features.shape[1]
         weight = self.lin_proj.weight
         positions = sinusoidal_positions(num_bins, weight.shape[0], weight.device).to(weight.dtype)
-        if not self.layers:
-            return F.linear(features[:, num_bins // 2], weight) + positions[
-                num_bins // 2
-            ], () if output_attentions else None
         hidden_states = features.to(weight.dtype)
+        factored = not output_hidden_states
+        if not factored:
+            hidden_states = F.linear(hidden_states, weight) + positions
+        all_hidden_states = [hidden_states] if output_hidden_states else None
         last = len(self.layers) - 1
         attentions = []
         for index, layer in enumerate(self.layers):
             query_index = num_bins // 2 if index == last else None
-            if index == 0:  # the input lin_proj(x) + positions is kept factored
+            if index == 0 and factored:
                 hidden_states, weights = layer(
                     hidden_states, bin_mask, bin_mask, query_index, None, weight, positions, output_attentions
                 )
@@ -477,7 +485,13 @@ class ChromoformerEmbeddingTransformer(nn.Module):
                     hidden_states, bin_mask, bin_mask, query_index, output_attentions=output_attentions
                 )
             attentions.append(weights)
-        return hidden_states[:, 0], tuple(attentions) if output_attentions else None
+            if output_hidden_states:
+                all_hidden_states.append(hidden_states)
+        return (
+            hidden_states[:, 0],
+            tuple(attentions) if output_attentions else None,
+            tuple(all_hidden_states) if output_hidden_states else None,
+        )
 
 
 class ChromoformerPairwiseInteractionTransformer(nn.Module):
@@ -500,23 +514,39 @@ class ChromoformerPairwiseInteractionTransformer(nn.Module):
         pcre_features: torch.Tensor,
         pcre_bin_mask: torch.Tensor,
         output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
         """promoter_centre (B, hidden), promoter_centre_valid (B,), pcre_features (B, I, M, F), pcre_bin_mask
-        (B, I, M) -> pair embeddings (B, I, hidden), and each layer's (B, I, heads, 1, M) weights when asked."""
+        (B, I, M) -> pair embeddings (B, I, hidden), each layer's (B, I, heads, 1, M) weights when asked, and the
+        (B, I, hidden) query states when asked (the projected promoter centre, then each layer's output)."""
         batch, slots, num_bins, _ = pcre_features.shape
         weight = self.lin_proj_pcre.weight
         positions = sinusoidal_positions(num_bins, weight.shape[0], weight.device).to(weight.dtype)
         pcre_features = pcre_features.reshape(batch * slots, num_bins, -1).to(weight.dtype)
-        query = self.lin_proj_p(promoter_centre)[:, None, None].expand(batch, slots, 1, -1)
-        query = query.reshape(batch * slots, 1, -1)
+        query = self.lin_proj_p(promoter_centre)[:, None].expand(batch, slots, -1)
         query_mask = promoter_centre_valid[:, None, None].expand(batch, slots, 1).reshape(batch * slots, 1)
         key_mask = pcre_bin_mask.reshape(batch * slots, num_bins)
-        attentions = []
+        attentions, all_hidden_states = [], [query] if output_hidden_states else None
         for layer in self.layers:
-            query, weights = layer(query, pcre_features, weight, positions, key_mask, query_mask, output_attentions)
+            output, weights = layer(
+                query.reshape(batch * slots, 1, -1),
+                pcre_features,
+                weight,
+                positions,
+                key_mask,
+                query_mask,
+                output_attentions,
+            )
+            query = output.view(batch, slots, -1)
             if output_attentions:
                 attentions.append(weights.unflatten(0, (batch, slots)))
-        return query.view(batch, slots, -1), tuple(attentions) if output_attentions else None
+            if output_hidden_states:
+                all_hidden_states.append(query)
+        return (
+            query,
+            tuple(attentions) if output_attentions else None,
+            tuple(all_hidden_states) if output_hidden_states else None,
+        )
 
 
 class ChromoformerRegulationTransformer(nn.Module):
@@ -599,6 +629,10 @@ class ChromoformerModelOutput(ModelOutput):
     embedding_attentions / pairwise_attentions: with `output_attentions`, one tuple per resolution (`bin_sizes` order)
         of the Embedding transformer's per-layer (batch, heads, rows, bins) weights (the last layer's single row is
         the centre bin), and of the Pairwise transformer's per-layer (batch, slots, heads, 1, bins) weights.
+    embedding_hidden_states / pairwise_hidden_states: with `output_hidden_states`, one tuple per resolution of the
+        Embedding transformer's (batch, bins, hidden) input and layer outputs (the last layer's: (batch, 1, hidden),
+        the centre row), and of the Pairwise transformer's (batch, slots, hidden) query states (input, then each
+        layer's output).
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -609,6 +643,8 @@ class ChromoformerModelOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
     embedding_attentions: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
     pairwise_attentions: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
+    embedding_hidden_states: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
+    pairwise_hidden_states: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
 
 
 def _as_bool(mask: torch.Tensor | None, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -731,20 +767,26 @@ class ChromoformerModel(ChromoformerPreTrainedModel):
         frequencies = self._frequency_matrix(interaction_frequencies, batch, slots, device).to(promoter_features.dtype)
 
         promoter_embeddings, pairwise_embeddings, embedding_attentions, pairwise_attentions = [], [], [], []
+        embedding_hidden_states, pairwise_hidden_states = [], []
         start = 0
         for size, num_bins in zip(config.bin_sizes, config.bins_per_resolution):
             key, stop = str(size), start + num_bins
             prom_mask = promoter_mask[:, start:stop]
-            promoter, weights = self.embed[key](promoter_features[:, start:stop], prom_mask, output_attentions)
+            promoter, weights, states = self.embed[key](
+                promoter_features[:, start:stop], prom_mask, output_attentions, output_hidden_states
+            )
             embedding_attentions.append(weights)
-            pairs, weights = self.pairwise_interaction[key](
+            embedding_hidden_states.append(states)
+            pairs, weights, states = self.pairwise_interaction[key](
                 promoter,
                 prom_mask[:, num_bins // 2],
                 pcre_features[:, :, start:stop],
                 pcre_bin_mask[:, :, start:stop],
                 output_attentions,
+                output_hidden_states,
             )
             pairwise_attentions.append(weights)
+            pairwise_hidden_states.append(states)
             promoter_embeddings.append(promoter)
             pairwise_embeddings.append(pairs)
             start = stop
@@ -787,6 +829,8 @@ class ChromoformerModel(ChromoformerPreTrainedModel):
             attentions=tuple(all_attentions) if output_attentions else None,
             embedding_attentions=tuple(embedding_attentions) if output_attentions else None,
             pairwise_attentions=tuple(pairwise_attentions) if output_attentions else None,
+            embedding_hidden_states=tuple(embedding_hidden_states) if output_hidden_states else None,
+            pairwise_hidden_states=tuple(pairwise_hidden_states) if output_hidden_states else None,
         )
         return result if return_dict else result.to_tuple()
 
@@ -794,10 +838,12 @@ class ChromoformerModel(ChromoformerPreTrainedModel):
 @dataclass
 class ChromoformerSequenceClassifierOutput(SequenceClassifierOutput):
     """SequenceClassifierOutput (`hidden_states` and `attentions` of the Regulation transformer, see
-    `ChromoformerModelOutput`) plus the Embedding and Pairwise transformers' attention maps."""
+    `ChromoformerModelOutput`) plus the Embedding and Pairwise transformers' attention maps and hidden states."""
 
     embedding_attentions: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
     pairwise_attentions: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
+    embedding_hidden_states: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
+    pairwise_hidden_states: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
 
 
 class ChromoformerHead(nn.Module):
@@ -864,6 +910,8 @@ class ChromoformerForSequenceClassification(ChromoformerPreTrainedModel):
             attentions=outputs.attentions,
             embedding_attentions=outputs.embedding_attentions,
             pairwise_attentions=outputs.pairwise_attentions,
+            embedding_hidden_states=outputs.embedding_hidden_states,
+            pairwise_hidden_states=outputs.pairwise_hidden_states,
         )
         return result if return_dict else result.to_tuple()
 
