@@ -10,6 +10,8 @@ and must find the group gone.
 import subprocess
 import sys
 
+from .helpers.ports import free_tcp_port
+
 SCRIPT = """
 import atexit
 import os
@@ -17,7 +19,7 @@ import os
 import torch.distributed as dist
 
 atexit.register(lambda: print("initialised at exit:", dist.is_initialized()))
-os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29563", RANK="0", WORLD_SIZE="1")
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ["FREE_PORT"], RANK="0", WORLD_SIZE="1")
 
 import genomic_models  # noqa: E402,F401
 
@@ -27,8 +29,7 @@ print("initialised:", dist.is_initialized())
 
 
 def test_importing_the_package_destroys_the_process_group_at_exit(tmp_path, subprocess_env):
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=subprocess_env, capture_output=True, text=True, timeout=300
-    )
+    env = {**subprocess_env, "FREE_PORT": str(free_tcp_port())}
+    result = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split("\n")[:2] == ["initialised: True", "initialised at exit: False"], result.stdout
