@@ -7,6 +7,7 @@ pipeline task (genomic_models.pipelines) with transformers' PIPELINE_REGISTRY.
 from genomic_models.tokenization import GeneBinTokenizer, GenotypeTokenizer, HaplotypeTokenizer, KinshipTokenizer
 
 from .cards import CardSpec, ModelCardContext, build_model_card, write_model_card
+from .distributed import release_process_group_at_exit
 from .errors import GenomicInputError
 from .models.chromoformer import (
     ChromoformerConfig,
@@ -48,6 +49,9 @@ from .pipelines import PIPELINE_TASKS, register_pipeline_task
 from .registry import ARCHITECTURES, register_architecture
 
 __version__ = "0.1.0"
+
+# Multi-process runs destroy their process group before the interpreter shuts down (see genomic_models.distributed).
+release_process_group_at_exit()
 
 register_architecture(
     HaplotypeDSSConfig,

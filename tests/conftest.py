@@ -264,3 +264,8 @@ def pbmc_shards(tmp_path_factory, pbmc68k_path) -> list[Path]:
         shard.write_h5ad(path)
         paths.append(path)
     return paths
+
+
+# tests/transformers_common holds helper modules of transformers' common tests (named test_*.py as upstream imports
+# them), not tests of this project.
+collect_ignore = ["transformers_common"]

@@ -9,12 +9,14 @@ import torch
 from transformers import AutoFeatureExtractor, AutoModelForSequenceClassification
 
 import genomic_models  # noqa: F401
+from genomic_models.errors import GenomicInputError
 from genomic_models.models.chromoformer.convert_chromoformer_original_checkpoint import (
     convert_checkpoint,
     load_original_checkpoint,
     main,
     normalize_original_keys,
 )
+from genomic_models.models.chromoformer.original_config import read_original_config
 from tests.helpers.chromoformer_original import (
     build_original,
     cpu_friendly_original,
@@ -233,9 +235,46 @@ def test_unsafe_checkpoints_are_refused(tmp_path):
         load_original_checkpoint(tmp_path / "other.pt")
 
 
-def test_wrong_head_counts_are_reported(tmp_path):
-    original = build_original(False, sections(1), d_head=16)
+def test_head_counts_come_from_the_checkpoint_and_contradictions_are_refused(tmp_path):
+    """gamma_f / w_bias give every stage's head count: a non-default checkpoint converts without its YAML (and
+    reproduces the original), while flags or a YAML that contradict it are refused with the reason."""
+    original = build_original(False, sections(1), d_head=16, seed=3).eval()
+    perturb_(original, seed=4)
     save_like_the_original(original, tmp_path / "original.pt", regression=False)
-    # Head counts are not in the weights: a count that cannot split the stored width is a clear error.
-    with pytest.raises(ValueError, match="not divisible"):
+    model = convert_checkpoint(tmp_path / "original.pt", max_region_length=W_MAX)
+    heads = (model.config.embedding_num_heads, model.config.pairwise_num_heads, model.config.regulation_num_heads)
+    assert heads == (2, 4, 4)  # the original's defaults would be (2, 2, 8)
+    batch = random_inputs(model.config, batch=4, pcre_counts=[0, 3, 8, 1], seed=5)
+    with torch.no_grad():
+        assert (model(**batch).logits - original_logits(original, batch)).abs().max().item() <= 1e-5
+
+    with pytest.raises(
+        ValueError, match=r"--regulation_num_heads=7 contradicts the checkpoint: its regulation layers "
+    ):
         convert_checkpoint(tmp_path / "original.pt", max_region_length=W_MAX, regulation_num_heads=7)
+    (tmp_path / "wrong.yaml").write_text(yaml_text(1).replace("n_heads: 4, d_model: 32", "n_heads: 2, d_model: 32"))
+    with pytest.raises(ValueError, match=r"pairwise_interaction.n_heads=2 contradicts the checkpoint"):
+        convert_checkpoint(tmp_path / "original.pt", original_config=tmp_path / "wrong.yaml")
+
+    # Without gamma_f / w_bias nothing says the regulation heads: a wrong count gives the converter's hint.
+    stripped = {
+        key: value for key, value in original.state_dict().items() if not key.endswith(("gamma_f", "w_bias.weight"))
+    }
+    save_like_the_original(original, tmp_path / "stripped.pt", regression=False, state_dict=stripped)
+    with pytest.raises(ValueError, match=r"missing .*frequency_scale.*pass the YAML config it was trained with"):
+        convert_checkpoint(tmp_path / "stripped.pt", max_region_length=W_MAX)
+
+
+def test_binsizes_of_the_yaml_are_accepted_and_must_match_the_checkpoint(tmp_path):
+    original = build_original(False, sections(1), d_head=16, seed=6)
+    save_like_the_original(original, tmp_path / "original.pt", regression=False)
+    (tmp_path / "config.yaml").write_text(yaml_text(1) + "binsizes: [2000, 500, 100]\n")
+    model = convert_checkpoint(tmp_path / "original.pt", original_config=tmp_path / "config.yaml")
+    assert model.config.bin_sizes == [2000, 500, 100]
+    assert read_original_config(tmp_path / "config.yaml").model_config_kwargs()["bin_sizes"] == [2000, 500, 100]
+    (tmp_path / "other.yaml").write_text(yaml_text(1) + "binsizes: [2000, 1000]\n")
+    with pytest.raises(ValueError, match=r"binsizes \[2000, 1000\] contradict the checkpoint, whose branches are "):
+        convert_checkpoint(tmp_path / "original.pt", original_config=tmp_path / "other.yaml")
+    (tmp_path / "bad.yaml").write_text(yaml_text(1) + "binsizes: [2000, 0]\n")
+    with pytest.raises(GenomicInputError, match="binsizes must be a list of distinct positive bin widths"):
+        read_original_config(tmp_path / "bad.yaml")

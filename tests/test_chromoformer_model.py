@@ -93,12 +93,18 @@ def test_masked_attention_matches_the_original_semantics_including_fully_masked_
     query_mask = torch.rand(5, 6, generator=generator) > 0.3
     bias = torch.randn(5, 3, 6, 6, generator=generator)
     for extra in (None, bias):
-        ours = masked_attention(query, key, value, key_mask, query_mask, extra)
+        ours, none = masked_attention(query, key, value, key_mask, query_mask, extra)
         expected = _naive_attention(query, key, value, key_mask, query_mask, extra)
         torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-6)
+        # Eager attention with its weights (output_attentions): the same output, weights that reproduce it.
+        eager, weights = masked_attention(query, key, value, key_mask, query_mask, extra, output_attentions=True)
+        torch.testing.assert_close(eager, expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(weights @ value, expected, rtol=1e-5, atol=1e-6)
+        assert none is None
     # Fully masked rows attend uniformly: the mean of all values, never NaN.
-    ours = masked_attention(query, key, value, key_mask, query_mask)
+    ours, weights = masked_attention(query, key, value, key_mask, query_mask, output_attentions=True)
     torch.testing.assert_close(ours[1], value[1].mean(dim=-2, keepdim=True).expand_as(ours[1]))
+    torch.testing.assert_close(weights[1], torch.full_like(weights[1], 1 / 6))
 
 
 def test_positions_are_the_originals_sinusoids():
@@ -128,6 +134,55 @@ def test_outputs_shapes_and_empty_slots_stay_finite():
     with torch.no_grad():
         again = model(**changed)
     torch.testing.assert_close(again.pooler_output, output.pooler_output)
+
+
+@pytest.mark.parametrize("embedding_layers", [1, 2])
+def test_attention_maps_and_hidden_states_of_all_three_transformers(embedding_layers):
+    """output_attentions / output_hidden_states change nothing computed; every map is a distribution over its keys and
+    reproduces what the model reads (the promoter row of the last Regulation layer over [promoter; pCREs])."""
+    torch.manual_seed(0)
+    config = tiny_config(embedding_num_layers=embedding_layers)
+    model = ChromoformerForSequenceClassification(config).eval()
+    batch = random_inputs(config, batch=3, pcre_counts=[0, 8, 3])
+    with torch.no_grad():
+        plain = model(**batch)
+        full = model(**batch, output_attentions=True, output_hidden_states=True)
+        eager = ChromoformerForSequenceClassification(config).eval()
+        eager.load_state_dict(model.state_dict())
+        eager.set_attn_implementation("eager")
+        eager_logits = eager(**batch).logits
+    torch.testing.assert_close(full.logits, plain.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(eager_logits, plain.logits, rtol=1e-5, atol=1e-5)
+    resolutions, heads, tokens = len(config.bin_sizes), config.regulation_num_heads, 1 + 8
+    assert len(full.hidden_states) == config.num_hidden_layers + 1 == 3
+    assert all(state.shape == (3, resolutions, tokens, 16) for state in full.hidden_states)
+    assert len(full.attentions) == 2 and full.attentions[0].shape == (3, resolutions, heads, tokens, tokens)
+    assert len(full.embedding_attentions) == len(full.pairwise_attentions) == resolutions
+    for bins, embedding, pairwise in zip(
+        config.bins_per_resolution, full.embedding_attentions, full.pairwise_attentions
+    ):
+        assert len(embedding) == embedding_layers and embedding[-1].shape == (3, config.embedding_num_heads, 1, bins)
+        assert all(layer.shape[-1] == bins for layer in embedding)
+        assert len(pairwise) == config.pairwise_num_layers
+        assert pairwise[0].shape == (3, 8, config.pairwise_num_heads, 1, bins)
+    for maps in (full.attentions, *full.embedding_attentions, *full.pairwise_attentions):
+        for weights in maps:
+            torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
+    # Gene 0 has no pCRE: its promoter attends to itself only.
+    promoter_row = full.attentions[-1][0, :, :, 0]
+    torch.testing.assert_close(promoter_row[..., 0], torch.ones_like(promoter_row[..., 0]))
+    for bins, embedding, pairwise in zip(
+        config.bins_per_resolution, full.embedding_hidden_states, full.pairwise_hidden_states
+    ):
+        assert [state.shape for state in embedding] == [(3, bins, 16)] * embedding_layers + [(3, 1, 16)]
+        assert [state.shape for state in pairwise] == [(3, 8, 16)] * (config.pairwise_num_layers + 1)
+    # Every returned state is one the model computes with: gradients reach all of them.
+    outputs = model(**batch, output_hidden_states=True)
+    states = [*outputs.hidden_states]
+    for stack in (*outputs.embedding_hidden_states, *outputs.pairwise_hidden_states):
+        states += list(stack)
+    gradients = torch.autograd.grad(outputs.logits.sum(), states)
+    assert all(gradient.abs().sum() > 0 for gradient in gradients)
 
 
 def test_interaction_frequencies_enter_through_the_learned_per_head_scale():

@@ -131,10 +131,44 @@ def test_shared_cross_attention_projects_keys_once_with_the_same_result():
         latents = model.latents.expand(3, -1, -1)
         for cross, selfs in zip(model.encoder.cross_schedule, model.encoder.self_schedule):
             attention = model.encoder.cross_attentions[cross]
-            latents, _ = attention(latents, attention.project_key_value(tokens))  # recomputed every iteration
+            latents, _ = attention(latents, *attention.project_key_value(tokens))  # recomputed every iteration
             for index in selfs:
                 latents, _ = model.encoder.self_attentions[index](latents)
     torch.testing.assert_close(output, latents)
+
+
+def test_first_hidden_state_is_a_copy_of_the_latents_not_a_view():
+    model = GPerceiverModel(tiny_config()).eval()
+    before = model.latents.detach().clone()
+    with torch.no_grad():
+        first = model(random_codes(model.config, 2), output_hidden_states=True).hidden_states[0]
+        first.mul_(0.0)
+    torch.testing.assert_close(model.latents.detach(), before)
+
+
+def test_heads_with_a_decoder_report_its_attention_after_the_encoders():
+    config = tiny_config()
+    targets = torch.tensor([[1, 5, 7], [0, 2, 19]])
+    for head, extra in (
+        (GPerceiverForMaskedGenotypeModeling, {}),
+        (GPerceiverForContrastivePretraining, {"pair_input_ids": random_codes(config, 2, seed=1)}),
+    ):
+        model = head(config).eval()
+        with torch.no_grad():
+            plain = model(random_codes(config, 2), target_position_ids=targets, **extra)
+            full = model(random_codes(config, 2), target_position_ids=targets, output_attentions=True, **extra)
+        torch.testing.assert_close(full.logits, plain.logits, rtol=1e-5, atol=1e-5)
+        rows = 2 if head is GPerceiverForMaskedGenotypeModeling else 4  # the contrastive head encodes both twins
+        encoder, decoder = (
+            full.cross_attentions[: config.num_encode_iterations],
+            full.cross_attentions[config.num_encode_iterations :],
+        )
+        assert [weights.shape for weights in encoder] == [(rows, 1, config.num_latents, 20)] * len(encoder)
+        assert [weights.shape for weights in decoder] == [
+            (rows, 1, 3, config.num_latents)
+        ] * config.num_decode_iterations
+        for weights in full.cross_attentions:
+            torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
 
 
 def test_sdpa_equals_eager_attention_and_individuals_are_independent():

@@ -325,10 +325,9 @@ def test_finetuning_on_two_processes_keeps_ranks_identical(seed_layout, tmp_path
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",  # the rendezvous binds a free port (a fixed one collides with suites running side by side)
         "--nproc_per_node",
         "2",
-        "--master_port",
-        "29541",
         str(HELPER),
         "genomic_models.training_scripts.run_gperceiver_finetune",
         "--phenotypes_file",

@@ -179,6 +179,19 @@ def test_hidden_states_and_tuple_outputs():
     torch.testing.assert_close(logits, out.logits)
 
 
+def test_hidden_states_are_the_states_that_flow_through_the_network():
+    """Every returned hidden state feeds the next layer (no detached copies), so gradients reach each of them, and the
+    last one is the output the head reads."""
+    model = tiny_model()
+    out = model(torch.randint(0, 3, (2, 25)), gene_ids=torch.tensor([0, 1]), output_hidden_states=True)
+    gradients = torch.autograd.grad(out.logits.sum(), out.hidden_states)
+    assert all(gradient.abs().sum() > 0 for gradient in gradients)
+    base = model.haplotype_dss(
+        torch.zeros(1, 5, dtype=torch.long), gene_ids=torch.tensor([0]), output_hidden_states=True
+    )
+    assert base.hidden_states[-1] is base.last_hidden_state
+
+
 def test_gradient_checkpointing_gives_the_same_gradients():
     ids = torch.randint(0, 3, (3, 30))
     labels = torch.where(torch.rand(3, 30) < 0.3, ids, -100)

@@ -27,6 +27,7 @@ from genomic_models.training_scripts.run_chromoformer import main as run_chromof
 
 from .conftest import REPO_ROOT
 from .helpers import zoo
+from .helpers.ports import free_tcp_port
 
 TASK = "chromatin-expression-prediction"
 
@@ -190,7 +191,7 @@ def test_command_on_one_and_two_processes_and_run_chromoformer_predict_all(
 
     # Two CPU processes (accelerate launch, gloo): each takes a block of genes, the main one writes them in order.
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--main_process_port", "29541", "-m", "genomic_models.commands.chromatin"]  # fmt: skip
+                "--main_process_port", str(free_tcp_port()), "-m", "genomic_models.commands.chromatin"]  # fmt: skip
     env = {**subprocess_env, "ACCELERATE_USE_CPU": "true"}
     output = tmp_path / "two.parquet"
     completed = subprocess.run(

@@ -19,6 +19,7 @@ from genomic_models.data.h5ad import pbmc68k_reduced_path
 from genomic_models.errors import GenomicInputError
 
 from .helpers.pipeline_checkpoints import polygene_checkpoints
+from .helpers.ports import free_tcp_port
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +215,7 @@ def test_two_processes_annotate_like_one(polygene, pbmc_shards, tmp_path, subpro
     above.)"""
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch += ["--main_process_port", str(free_tcp_port())]
     source = pbmc_shards[0]
     command = launch + ["-m", "genomic_models.commands.single_cell", "annotate"]
     command += ["--model_name_or_path", str(polygene.classifier_path), "--input_file", str(source)]

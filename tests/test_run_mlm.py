@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from .conftest import REPO_ROOT
+from .helpers.ports import free_tcp_port
 
 RUN_MLM = REPO_ROOT / "training_scripts" / "run_mlm.py"
 DUMP = REPO_ROOT / "tests" / "helpers" / "train_and_dump.py"
@@ -154,7 +155,8 @@ def test_torchrun_two_processes_keep_identical_weights_and_true_loss(
     tmp_path, sim_cohort, subprocess_env, single_process_reference
 ):
     initial, single_logs = single_process_reference
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    # --standalone: the rendezvous binds a free port (a fixed one collides with suites running side by side).
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     training = ["--max_steps", "5", "--learning_rate", "5e-3", "--ddp_backend", "gloo", "--save_steps", "3"]
     rank0, rank1, full_logs = ddp_runs(tmp_path, sim_cohort, subprocess_env, launcher, "torchrun", training)
     assert_identical_parameters(rank0, rank1, initial)
@@ -193,7 +195,7 @@ def test_accelerate_launch_two_processes(tmp_path, sim_cohort, subprocess_env, s
         "--config_file",
         str(config),
         "--main_process_port",
-        "29533",
+        str(free_tcp_port()),
     ]
     rank0, rank1, logs = ddp_runs(
         tmp_path, sim_cohort, subprocess_env, launcher, "accelerate", ["--max_steps", "4", "--learning_rate", "5e-3"]

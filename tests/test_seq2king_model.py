@@ -217,6 +217,51 @@ def test_config_validation_and_required_fields():
         Seq2KingConfig.from_dict(saved)
 
 
+def test_pad_token_defaults_to_the_last_id_for_any_vocabulary():
+    assert Seq2KingConfig().pad_token_id == 2504
+    assert Seq2KingConfig(vocab_size=51).pad_token_id == 50
+    assert Seq2KingConfig(vocab_size=51, pad_token_id=0).pad_token_id == 0
+
+
+def test_encoder_decoder_contract_fields():
+    config = tiny_config(num_encoder_layers=3)
+    assert config.is_encoder_decoder and config.num_hidden_layers == 3
+    with pytest.raises(ValueError, match="is_encoder_decoder must be True"):
+        tiny_config(is_encoder_decoder=False)
+
+
+def test_attention_projections_get_the_documented_init_also_when_missing_from_a_checkpoint(tmp_path):
+    """Xavier-uniform with torch's packed (3d, d) bound and zero biases for q/k/v, zero output bias: for a fresh model
+    and for attention weights a checkpoint lacks (transformers initialises them; they used to be raw memory)."""
+    torch.manual_seed(0)
+    config = tiny_config(hidden_size=64, num_attention_heads=2, intermediate_size=16)
+    bound = (6.0 / (64 + 3 * 64)) ** 0.5
+
+    def check(model):
+        for attention in (model.encoder.layers[0].self_attn, model.decoder.layers[1].cross_attn):
+            for projection in (attention.q_proj, attention.k_proj, attention.v_proj):
+                weight = projection.weight.detach()
+                assert weight.abs().max() <= bound and weight.abs().max() > 0.9 * bound
+                assert float(weight.std()) == pytest.approx(bound / 3**0.5, rel=0.1)  # uniform's standard deviation
+                assert torch.count_nonzero(projection.bias) == 0
+            assert torch.count_nonzero(attention.o_proj.bias) == 0
+            assert attention.o_proj.weight.abs().max() <= 1 / 64**0.5  # Kaiming-uniform(a=sqrt 5) bound
+
+    model = Seq2KingModel(config)
+    check(model)
+    from safetensors.torch import load_file, save_file
+
+    model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    kept = {name: tensor for name, tensor in weights.items() if "_attn." not in name}
+    assert len(kept) < len(weights)
+    save_file(kept, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    reloaded = Seq2KingModel.from_pretrained(tmp_path)
+    check(reloaded)
+    outputs = reloaded(torch.tensor([[0, 5, 19, 20], [3, 4, 8, 11]]))
+    assert torch.isfinite(outputs.last_hidden_state).all()
+
+
 @pytest.fixture
 def checkpoints(tmp_path):
     torch.manual_seed(0)

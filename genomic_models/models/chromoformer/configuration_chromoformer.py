@@ -52,6 +52,11 @@ class ChromoformerConfig(PreTrainedConfig):
 
     model_type = "chromoformer"
     # Fields whose absence from a saved config.json would silently change the network; see `from_dict`.
+    # transformers' names for the depth and heads of the stack whose hidden states and attentions the outputs carry.
+    attribute_map: ClassVar[dict[str, str]] = {
+        "num_hidden_layers": "regulation_num_layers",
+        "num_attention_heads": "regulation_num_heads",
+    }
     checkpoint_required_fields: ClassVar[tuple[str, ...]] = (
         "num_features",
         "bin_sizes",

@@ -9,10 +9,14 @@ released layout are accepted: the current one (`embed.2000...`), the `Chromoform
 (`embed2000`, `pw_int2000`, `reg2000`) and the older names `misc/convert_weight.py` maps (`embed2000_a`,
 `embed2000_b`, `transformer2000`, `lin_proj_c`).
 
-Shapes give every size but the head counts and `w_max`; those come from the original YAML config when given, else
-the original's defaults (or the `--*_num_heads` flags). Whether the checkpoint is a classifier or a regressor is read
-from its last layer. The output folder holds model.safetensors, config.json, preprocessor_config.json (the feature
-extractor with the YAML's w_prom, w_max and i_max), the source files for trust_remote_code, and a model card.
+The checkpoint fixes the network: shapes give every size, the key names give the bin sizes (`embed.<bin size>.*`, in
+the order of the branches), and the first dimension of every attention layer's `gamma_f` (and `w_bias`, parameters
+the original's forward otherwise ignores outside the Regulation transformer) gives its head count. A YAML config or
+`--*_num_heads` flag that contradicts them is refused. `w_max` (and the feature extractor's w_prom and i_max) come
+from the original YAML config when given, else the original's defaults (or `--max_region_length`). Whether the
+checkpoint is a classifier or a regressor is read from its last layer. The output folder holds model.safetensors,
+config.json, preprocessor_config.json (the feature extractor with the YAML's w_prom, w_max and i_max), the source files
+for trust_remote_code, and a model card.
 """
 
 from __future__ import annotations
@@ -171,11 +175,19 @@ def _layer_count(state_dict: dict, stage: str) -> int:
     return max(indices) + 1 if indices else 0
 
 
-def infer_config(
-    state_dict: dict[str, torch.Tensor], settings: OriginalSettings | None = None, **overrides
-) -> ChromoformerConfig:
-    """The config of a current-layout original state dict: sizes from shapes, heads and w_max from settings."""
-    settings = settings or OriginalSettings()
+_HEAD_COUNT_KEYS = re.compile(
+    r"^(embed|pairwise_interaction|regulation)\.(\d+)\.transformer\.layers\.(\d+)\.self_att\.(gamma_f|w_bias\.weight)$"
+)
+# ChromoformerConfig field of each stage's head count, and the original YAML section it comes from.
+_HEAD_FIELDS = {
+    "embed": "embedding_num_heads",
+    "pairwise_interaction": "pairwise_num_heads",
+    "regulation": "regulation_num_heads",
+}
+
+
+def checkpoint_bin_sizes(state_dict: dict[str, torch.Tensor]) -> list[int]:
+    """The bin sizes of a current-layout original state dict, from its key names (`embed.<bin size>.*`), in order."""
     bin_sizes = []
     for key in state_dict:
         match = re.match(r"^embed\.(\d+)\.", key)
@@ -183,6 +195,56 @@ def infer_config(
             bin_sizes.append(int(match.group(1)))
     if not bin_sizes:
         raise ValueError("no embedding transformer (embed.<bin size>.*) in the checkpoint")
+    return bin_sizes
+
+
+def checkpoint_head_counts(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Head count of each transformer stage, from the first dimension of its layers' `gamma_f` and `w_bias` tensors
+    (one per head in the original's attention layers, used or not); missing stages are left out.
+
+    Every layer of every branch of a stage must agree: a checkpoint that does not is refused.
+    """
+    counts: dict[str, set[int]] = {}
+    for key, tensor in state_dict.items():
+        match = _HEAD_COUNT_KEYS.match(key)
+        if match:
+            counts.setdefault(match.group(1), set()).add(int(tensor.shape[0]))
+    result = {}
+    for stage, found in counts.items():
+        if len(found) != 1:
+            raise ValueError(f"the checkpoint's {stage} layers disagree on their head count: {sorted(found)}")
+        result[_HEAD_FIELDS[stage]] = found.pop()
+    return result
+
+
+def infer_config(
+    state_dict: dict[str, torch.Tensor], settings: OriginalSettings | None = None, **overrides
+) -> ChromoformerConfig:
+    """The config of a current-layout original state dict: sizes from shapes, bin sizes from key names, head counts
+    from `gamma_f` / `w_bias`; w_max from the settings. Settings or overrides that contradict the checkpoint raise."""
+    settings = settings or OriginalSettings()
+    bin_sizes = checkpoint_bin_sizes(state_dict)
+    if settings.binsizes is not None and list(settings.binsizes) != bin_sizes:
+        raise ValueError(
+            f"the original config's binsizes {list(settings.binsizes)} contradict the checkpoint, whose branches are "
+            f"{bin_sizes} (from its key names embed.<bin size>.*)"
+        )
+    heads = {field: getattr(settings, field) for field in _HEAD_FIELDS.values()}
+    for field, count in checkpoint_head_counts(state_dict).items():
+        section = next(stage for stage, name in _HEAD_FIELDS.items() if name == field)
+        for source, value in (
+            (f"--{field}", overrides.get(field)),
+            (
+                f"the original config's {section}.n_heads",
+                heads[field] if f"{section}.n_heads" in settings.given else None,
+            ),
+        ):
+            if value is not None and value != count:
+                raise ValueError(
+                    f"{source}={value} contradicts the checkpoint: its {section} layers have {count} heads (the first "
+                    "dimension of their gamma_f / w_bias tensors)"
+                )
+        heads[field] = count
     first = bin_sizes[0]
     projection = state_dict[f"embed.{first}.lin_proj.weight"]
     regulation_in_proj = state_dict[f"regulation.{first}.transformer.layers.0.self_att.att.weight"]
@@ -192,15 +254,15 @@ def infer_config(
         max_region_length=settings.max_region_length,
         hidden_size=projection.shape[0],
         embedding_num_layers=_layer_count(state_dict, "embed"),
-        embedding_num_heads=settings.embedding_num_heads,
+        embedding_num_heads=heads["embedding_num_heads"],
         embedding_intermediate_size=state_dict[f"embed.{first}.transformer.layers.0.ff.l1.weight"].shape[0],
         pairwise_num_layers=_layer_count(state_dict, "pairwise_interaction"),
-        pairwise_num_heads=settings.pairwise_num_heads,
+        pairwise_num_heads=heads["pairwise_num_heads"],
         pairwise_intermediate_size=state_dict[f"pairwise_interaction.{first}.transformer.layers.0.ff.l1.weight"].shape[
             0
         ],
         regulation_num_layers=_layer_count(state_dict, "regulation"),
-        regulation_num_heads=settings.regulation_num_heads,
+        regulation_num_heads=heads["regulation_num_heads"],
         regulation_attention_size=regulation_in_proj.shape[0] // 4,
         regulation_intermediate_size=state_dict[f"regulation.{first}.transformer.layers.0.ff.l1.weight"].shape[0],
         head_hidden_size=state_dict["fc_head.0.weight"].shape[0],
@@ -224,11 +286,15 @@ def convert_checkpoint(
     config = infer_config(original, settings, **overrides)
     mapped, dropped = map_original_to_transformers(original)
     model = ChromoformerForSequenceClassification(config)
-    missing, unexpected = model.load_state_dict(mapped, strict=False)
+    hint = "pass the YAML config it was trained with (--original_config)"
+    try:
+        missing, unexpected = model.load_state_dict(mapped, strict=False)
+    except RuntimeError as error:  # size mismatches
+        raise ValueError(f"{checkpoint_path}: weights do not fit the inferred config; {hint}. {error}") from error
     if missing or unexpected:
         raise ValueError(
             f"{checkpoint_path}: weights do not fit the inferred config (missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}); check the head counts (--original_config or --*_num_heads)"
+            f"{unexpected[:5]}); {hint}"
         )
     logger.info("converted %d tensors; dropped %d unused by the original's forward", len(mapped), len(dropped))
     model.eval()
@@ -261,9 +327,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", required=True, help="original .pt file (weights under 'net')")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--original_config", help="the original's YAML config the checkpoint was trained with")
-    parser.add_argument("--embedding_num_heads", type=int)
-    parser.add_argument("--pairwise_num_heads", type=int)
-    parser.add_argument("--regulation_num_heads", type=int)
+    for stage in ("embedding", "pairwise", "regulation"):
+        parser.add_argument(
+            f"--{stage}_num_heads", type=int, help="only for checkpoints without gamma_f/w_bias; must match them"
+        )
     parser.add_argument("--max_region_length", type=int, help="w_max in bp (default: the YAML's, else 40000)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

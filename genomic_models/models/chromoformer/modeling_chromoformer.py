@@ -17,8 +17,17 @@ bin is read downstream, so only that query row is computed (also in the last emb
 bins x bins attention for every pCRE. For such single rows over a region's bins, the query is moved through the key
 and value weights so that per-bin work runs on the 7 raw marks and no keys or values are built
 (`factored_attention`); elsewhere (the regulation transformer, earlier embedding layers) attention runs through
-`scaled_dot_product_attention`. Masked logits behave as the original's -1e9 fill: a row with nothing to attend to
-gets uniform attention over all keys (never NaN).
+transformers' attention interface (`config._attn_implementation`: sdpa by default, or eager). Masked logits behave as
+the original's -1e9 fill: a row with nothing to attend to gets uniform attention over all keys (never NaN).
+
+Outputs follow transformers' contract for the Regulation transformer, whose tokens are [promoter; pCRE slots] of every
+resolution: `hidden_states` (each layer's input, then the output) are (batch, resolutions, 1 + slots, hidden) and
+`attentions` (batch, resolutions, heads, 1 + slots, 1 + slots), `num_hidden_layers` / `num_attention_heads` being the
+Regulation transformer's. The attention maps of the other two transformers come as `embedding_attentions` and
+`pairwise_attentions`, one tuple of layers per resolution (their bin counts differ): embedding layers give (batch,
+heads, rows, bins), the last one only the centre row that the model computes; pairwise layers (batch, slots, heads, 1,
+bins), the promoter centre's attention over each pCRE's bins. Asking for attention maps runs eager attention. Their
+hidden states come likewise as `embedding_hidden_states` and `pairwise_hidden_states`.
 
 This file travels with hub checkpoints (trust_remote_code), so it imports only torch, transformers and its sibling.
 """
@@ -34,6 +43,7 @@ from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput
 
 from .configuration_chromoformer import ChromoformerConfig
@@ -52,6 +62,34 @@ def sinusoidal_positions(length: int, dim: int, device: torch.device) -> torch.T
     return positions
 
 
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax(QK^T * scaling + mask) V with explicit weights; query/key/value (N, heads, L, head_dim), output
+    (N, L, heads, head_dim) as transformers' attention functions return it."""
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    training = module is not None and module.training
+    context = torch.matmul(F.dropout(weights, p=dropout, training=training), value)
+    return context.transpose(1, 2).contiguous(), weights
+
+
+def additive_attention_mask(key_mask: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+    """(N, Lk) bool keep-mask (plus an optional additive bias) -> additive logits, with the original's -1e9 fill."""
+    mask_value = max(-1e9, torch.finfo(dtype).min / 2)
+    additive = (~key_mask)[..., None, None, :].to(dtype) * mask_value
+    return additive if bias is None else additive + bias.to(dtype)
+
+
 def masked_attention(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -60,7 +98,9 @@ def masked_attention(
     query_mask: torch.Tensor,
     bias: torch.Tensor | None = None,
     dropout: float = 0.0,
-) -> torch.Tensor:
+    module: nn.Module | None = None,
+    output_attentions: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Scaled dot-product attention with the original's masking semantics.
 
     Args:
@@ -68,18 +108,29 @@ def masked_attention(
         key_mask: (N, Lk) bool, True where a key may be attended.
         query_mask: (N, Lq) bool, True where a query row is real. The original masks the outer product of the two.
         bias: optional additive logits broadcastable to (N, heads, Lq, Lk).
+        module: the attention layer, whose `config._attn_implementation` picks the attention function of
+            transformers' interface (sdpa when None); `output_attentions` runs eager attention and returns weights.
 
     The original fills masked logits with -1e9: partly masked rows ignore masked keys, and a fully masked row (a
     padded bin, an empty pCRE slot) gets uniform attention over all keys. The mask here is additive, and fully
-    masked rows are replaced by the mean of the values, which is what uniform attention returns.
+    masked rows are replaced by the mean of the values (their weights by uniform ones), which is what uniform
+    attention returns. Returns the (N, heads, Lq, head_dim) output and, when asked, the weights.
     """
-    mask_value = max(-1e9, torch.finfo(query.dtype).min / 2)
-    additive = (~key_mask)[:, None, None, :].to(query.dtype) * mask_value
-    if bias is not None:
-        additive = additive + bias.to(query.dtype)
-    attended = F.scaled_dot_product_attention(query, key, value, attn_mask=additive, dropout_p=dropout)
+    additive = additive_attention_mask(key_mask, bias, query.dtype)
+    attention = eager_attention_forward
+    if not output_attentions:  # only eager returns attention maps
+        implementation = module.config._attn_implementation if module is not None else "sdpa"
+        attention = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+    attended, weights = attention(
+        module, query, key, value, additive, scaling=query.shape[-1] ** -0.5, dropout=dropout, is_causal=False
+    )
+    attended = attended.transpose(1, 2)
     attends = query_mask & key_mask.any(dim=-1, keepdim=True)  # (N, Lq)
-    return torch.where(attends[:, None, :, None], attended, value.mean(dim=-2, keepdim=True))
+    attended = torch.where(attends[:, None, :, None], attended, value.mean(dim=-2, keepdim=True))
+    if not output_attentions:
+        return attended, None
+    uniform = torch.full_like(weights, 1.0 / key.shape[-2])
+    return attended, torch.where(attends[:, None, :, None], weights, uniform)
 
 
 def project_factored(
@@ -103,7 +154,7 @@ def factored_attention(
     key_mask: torch.Tensor,
     query_mask: torch.Tensor,
     dropout: float = 0.0,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention of a few query rows over bins whose states are u_j = projection @ x_j + positions_j.
 
     Keys are W_k u_j and values W_v u_j. Instead of building them for every bin, the query goes through the weights:
@@ -117,7 +168,10 @@ def factored_attention(
         features: (N, bins, marks); projection: (hidden, marks); positions: (bins, hidden).
         key_mask: (N, bins) and query_mask: (N, Lq), bool, True where real.
 
-    Returns: (N, heads, Lq, head_dim).
+    This is an exact reformulation, not an attention kernel, so it serves every attention implementation; its
+    probabilities are explicit anyway.
+
+    Returns: (N, heads, Lq, head_dim) and the (N, heads, Lq, bins) probabilities (before dropout).
     """
     query_hidden = torch.einsum("nhqc,hcd->nhqd", query, key_weight) / math.sqrt(query.shape[-1])
     marks = features[:, None]  # (N, 1, bins, marks)
@@ -125,10 +179,9 @@ def factored_attention(
     masked = ~(query_mask[:, None, :, None] & key_mask[:, None, None, :])
     mask_value = -65504.0 if logits.dtype == torch.float16 else -1e9
     probabilities = torch.softmax(logits.masked_fill(masked, mask_value), dim=-1)
-    if dropout:
-        probabilities = F.dropout(probabilities, p=dropout)
-    context = (probabilities @ marks) @ projection.T + probabilities @ positions  # (N, heads, Lq, hidden)
-    return torch.einsum("nhqd,hcd->nhqc", context, value_weight)
+    dropped = F.dropout(probabilities, p=dropout) if dropout else probabilities
+    context = (dropped @ marks) @ projection.T + dropped @ positions  # (N, heads, Lq, hidden)
+    return torch.einsum("nhqd,hcd->nhqc", context, value_weight), probabilities
 
 
 class ChromoformerFeedForward(nn.Module):
@@ -155,6 +208,8 @@ class ChromoformerSelfAttention(nn.Module):
 
     def __init__(self, config: ChromoformerConfig, num_heads: int, attention_size: int, gated: bool):
         super().__init__()
+        self.config = config
+        self.is_causal = False
         self.num_heads = num_heads
         self.head_dim = attention_size // num_heads
         self.gated = gated
@@ -179,17 +234,45 @@ class ChromoformerSelfAttention(nn.Module):
         frequencies: torch.Tensor | None = None,
         input_projection: torch.Tensor | None = None,
         positions: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """hidden_states (N, L, hidden); with `query_index`, only that query row is computed and returned (N, 1, .).
 
         With `input_projection` (hidden, marks) and `positions` (L, hidden), `hidden_states` holds raw marks
-        (N, L, marks) and the layer's input is `input_projection @ marks + positions`, kept factored.
+        (N, L, marks) and the layer's input is `input_projection @ marks + positions`, kept factored. Returns the
+        output and, with `output_attentions`, the (N, heads, rows, L) weights.
         """
         rows = slice(None) if query_index is None else slice(query_index, query_index + 1)
         if input_projection is not None and query_index is not None:
             return self._factored_row(
-                hidden_states, key_mask, query_mask, rows, frequencies, input_projection, positions
+                hidden_states, key_mask, query_mask, rows, frequencies, input_projection, positions, output_attentions
             )
+        query, key, value, gate, bias, residual = self.prepare(
+            hidden_states, rows, frequencies, input_projection, positions
+        )
+        attended, weights = masked_attention(
+            query,
+            key,
+            value,
+            key_mask,
+            query_mask[:, rows],
+            bias,
+            self.dropout if self.training else 0.0,
+            module=self,
+            output_attentions=output_attentions,
+        )
+        return self.finish(attended, gate, residual), weights
+
+    def prepare(
+        self,
+        hidden_states: torch.Tensor,
+        rows: slice = slice(None),
+        frequencies: torch.Tensor | None = None,
+        input_projection: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        """The attention's inputs: (N, heads, rows, head_dim) queries, (N, heads, L, head_dim) keys and values, gate
+        logits (or None), the (N, heads, rows, L) frequency bias (or None) and the (N, rows, hidden) residual."""
         if input_projection is None:
             projected = self.in_proj(hidden_states)
             residual = hidden_states[:, rows]
@@ -198,15 +281,16 @@ class ChromoformerSelfAttention(nn.Module):
             residual = F.linear(hidden_states[:, rows], input_projection) + positions[rows]
         projected = projected.chunk(4 if self.gated else 3, dim=-1)
         query, key, value = (self._split_heads(part) for part in projected[:3])
-        query, query_mask = query[:, :, rows], query_mask[:, rows]
+        gate = self._split_heads(projected[3])[:, :, rows] if self.gated else None
         bias = None
         if frequencies is not None and self.frequency_scale is not None:
             bias = (self.frequency_scale[None, :, None, None] * frequencies[:, None])[:, :, rows]
-        attended = masked_attention(
-            query, key, value, key_mask, query_mask, bias, self.dropout if self.training else 0.0
-        )
-        if self.gated:
-            attended = attended * torch.sigmoid(self._split_heads(projected[3])[:, :, rows])
+        return query[:, :, rows], key, value, gate, bias, residual
+
+    def finish(self, attended: torch.Tensor, gate: torch.Tensor | None, residual: torch.Tensor) -> torch.Tensor:
+        """Gate, output projection, residual and LayerNorm of the (N, heads, rows, head_dim) attention output."""
+        if gate is not None:
+            attended = attended * torch.sigmoid(gate)
         attended = attended.transpose(1, 2).flatten(2)
         return self.layer_norm(residual + self.residual_dropout(self.out_proj(attended)))
 
@@ -219,7 +303,8 @@ class ChromoformerSelfAttention(nn.Module):
         frequencies: torch.Tensor | None,
         input_projection: torch.Tensor,
         positions: torch.Tensor,
-    ) -> torch.Tensor:
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One query row over factored inputs (the single embedding layer of the default config): the keys and
         values of every bin are never built (see `factored_attention`)."""
         if frequencies is not None and self.frequency_scale is not None:
@@ -228,7 +313,7 @@ class ChromoformerSelfAttention(nn.Module):
         residual = F.linear(features[:, rows], input_projection) + positions[rows]  # (N, 1, hidden)
         weights = self.in_proj.weight.view(4 if self.gated else 3, self.num_heads, self.head_dim, -1)
         query = self._split_heads(F.linear(residual, weights[0].flatten(0, 1)))
-        attended = factored_attention(
+        attended, probabilities = factored_attention(
             query,
             weights[1],
             weights[2],
@@ -242,7 +327,8 @@ class ChromoformerSelfAttention(nn.Module):
         if self.gated:
             attended = attended * torch.sigmoid(self._split_heads(F.linear(residual, weights[3].flatten(0, 1))))
         attended = attended.transpose(1, 2).reshape(batch, residual.shape[1], -1)
-        return self.layer_norm(residual + self.residual_dropout(self.out_proj(attended)))
+        output = self.layer_norm(residual + self.residual_dropout(self.out_proj(attended)))
+        return output, probabilities if output_attentions else None
 
 
 class ChromoformerLayer(GradientCheckpointingLayer):
@@ -264,11 +350,19 @@ class ChromoformerLayer(GradientCheckpointingLayer):
         frequencies: torch.Tensor | None = None,
         input_projection: torch.Tensor | None = None,
         positions: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        attended = self.attention(
-            hidden_states, key_mask, query_mask, query_index, frequencies, input_projection, positions
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attention(
+            hidden_states,
+            key_mask,
+            query_mask,
+            query_index,
+            frequencies,
+            input_projection,
+            positions,
+            output_attentions,
         )
-        return self.feed_forward(attended)
+        return self.feed_forward(attended), weights
 
 
 class ChromoformerPairwiseAttention(nn.Module):
@@ -293,13 +387,14 @@ class ChromoformerPairwiseAttention(nn.Module):
         positions: torch.Tensor,
         key_mask: torch.Tensor,
         query_mask: torch.Tensor,
-    ) -> torch.Tensor:
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """promoter_states (N, Lq, hidden) queries; pcre_features (N, bins, marks), pcre_projection (hidden, marks)
         and positions (bins, hidden) define the pCRE states; key_mask (N, bins), query_mask (N, Lq) bool."""
         batch, rows, hidden = promoter_states.shape
         query = self.query_proj(promoter_states).view(batch, rows, self.num_heads, self.head_dim).transpose(1, 2)
         key_weight, value_weight = self.key_value_proj.weight.view(2, self.num_heads, self.head_dim, hidden).unbind(0)
-        attended = factored_attention(
+        attended, probabilities = factored_attention(
             query,
             key_weight,
             value_weight,
@@ -311,7 +406,8 @@ class ChromoformerPairwiseAttention(nn.Module):
             self.dropout if self.training else 0.0,
         )
         attended = attended.transpose(1, 2).reshape(batch, rows, hidden)
-        return self.layer_norm(promoter_states + self.residual_dropout(self.out_proj(attended)))
+        output = self.layer_norm(promoter_states + self.residual_dropout(self.out_proj(attended)))
+        return output, probabilities if output_attentions else None
 
 
 class ChromoformerPairwiseLayer(GradientCheckpointingLayer):
@@ -328,9 +424,12 @@ class ChromoformerPairwiseLayer(GradientCheckpointingLayer):
         positions: torch.Tensor,
         key_mask: torch.Tensor,
         query_mask: torch.Tensor,
-    ) -> torch.Tensor:
-        attended = self.attention(promoter_states, pcre_features, pcre_projection, positions, key_mask, query_mask)
-        return self.feed_forward(attended)
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attention(
+            promoter_states, pcre_features, pcre_projection, positions, key_mask, query_mask, output_attentions
+        )
+        return self.feed_forward(attended), weights
 
 
 class ChromoformerEmbeddingTransformer(nn.Module):
@@ -350,25 +449,49 @@ class ChromoformerEmbeddingTransformer(nn.Module):
             for _ in range(config.embedding_num_layers)
         )
 
-    def forward(self, features: torch.Tensor, bin_mask: torch.Tensor) -> torch.Tensor:
-        """features (B, M, F), bin_mask (B, M) bool -> centre-bin embedding (B, hidden).
+    def forward(
+        self,
+        features: torch.Tensor,
+        bin_mask: torch.Tensor,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        """features (B, M, F), bin_mask (B, M) bool -> centre-bin embedding (B, hidden), each layer's attention
+        weights when asked ((B, heads, M, M); (B, heads, 1, M) for the last layer), and the hidden states when asked
+        (the (B, M, hidden) input, each layer's output; (B, 1, hidden), the centre row, for the last layer).
 
-        Downstream only the centre bin is read, so the last layer computes that query row alone.
+        Downstream only the centre bin is read, so the last layer computes that query row alone. The first layer
+        keeps its input lin_proj(x) + positions factored, unless hidden states are asked for: then the input is
+        built, so that the returned states are those the layers read.
         """
         num_bins = features.shape[1]
         weight = self.lin_proj.weight
         positions = sinusoidal_positions(num_bins, weight.shape[0], weight.device).to(weight.dtype)
-        if not self.layers:
-            return F.linear(features[:, num_bins // 2], weight) + positions[num_bins // 2]
         hidden_states = features.to(weight.dtype)
+        factored = not output_hidden_states
+        if not factored:
+            hidden_states = F.linear(hidden_states, weight) + positions
+        all_hidden_states = [hidden_states] if output_hidden_states else None
         last = len(self.layers) - 1
+        attentions = []
         for index, layer in enumerate(self.layers):
             query_index = num_bins // 2 if index == last else None
-            if index == 0:  # the input lin_proj(x) + positions is kept factored
-                hidden_states = layer(hidden_states, bin_mask, bin_mask, query_index, None, weight, positions)
+            if index == 0 and factored:
+                hidden_states, weights = layer(
+                    hidden_states, bin_mask, bin_mask, query_index, None, weight, positions, output_attentions
+                )
             else:
-                hidden_states = layer(hidden_states, bin_mask, bin_mask, query_index)
-        return hidden_states[:, 0]
+                hidden_states, weights = layer(
+                    hidden_states, bin_mask, bin_mask, query_index, output_attentions=output_attentions
+                )
+            attentions.append(weights)
+            if output_hidden_states:
+                all_hidden_states.append(hidden_states)
+        return (
+            hidden_states[:, 0],
+            tuple(attentions) if output_attentions else None,
+            tuple(all_hidden_states) if output_hidden_states else None,
+        )
 
 
 class ChromoformerPairwiseInteractionTransformer(nn.Module):
@@ -390,20 +513,40 @@ class ChromoformerPairwiseInteractionTransformer(nn.Module):
         promoter_centre_valid: torch.Tensor,
         pcre_features: torch.Tensor,
         pcre_bin_mask: torch.Tensor,
-    ) -> torch.Tensor:
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
         """promoter_centre (B, hidden), promoter_centre_valid (B,), pcre_features (B, I, M, F), pcre_bin_mask
-        (B, I, M) -> pair embeddings (B, I, hidden)."""
+        (B, I, M) -> pair embeddings (B, I, hidden), each layer's (B, I, heads, 1, M) weights when asked, and the
+        (B, I, hidden) query states when asked (the projected promoter centre, then each layer's output)."""
         batch, slots, num_bins, _ = pcre_features.shape
         weight = self.lin_proj_pcre.weight
         positions = sinusoidal_positions(num_bins, weight.shape[0], weight.device).to(weight.dtype)
         pcre_features = pcre_features.reshape(batch * slots, num_bins, -1).to(weight.dtype)
-        query = self.lin_proj_p(promoter_centre)[:, None, None].expand(batch, slots, 1, -1)
-        query = query.reshape(batch * slots, 1, -1)
+        query = self.lin_proj_p(promoter_centre)[:, None].expand(batch, slots, -1)
         query_mask = promoter_centre_valid[:, None, None].expand(batch, slots, 1).reshape(batch * slots, 1)
         key_mask = pcre_bin_mask.reshape(batch * slots, num_bins)
+        attentions, all_hidden_states = [], [query] if output_hidden_states else None
         for layer in self.layers:
-            query = layer(query, pcre_features, weight, positions, key_mask, query_mask)
-        return query.view(batch, slots, -1)
+            output, weights = layer(
+                query.reshape(batch * slots, 1, -1),
+                pcre_features,
+                weight,
+                positions,
+                key_mask,
+                query_mask,
+                output_attentions,
+            )
+            query = output.view(batch, slots, -1)
+            if output_attentions:
+                attentions.append(weights.unflatten(0, (batch, slots)))
+            if output_hidden_states:
+                all_hidden_states.append(query)
+        return (
+            query,
+            tuple(attentions) if output_attentions else None,
+            tuple(all_hidden_states) if output_hidden_states else None,
+        )
 
 
 class ChromoformerRegulationTransformer(nn.Module):
@@ -423,8 +566,9 @@ class ChromoformerRegulationTransformer(nn.Module):
         )
 
     def forward(self, hidden_states: torch.Tensor, token_mask: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
+        """One branch on its own; `ChromoformerModel` runs all branches layer by layer to collect hidden states."""
         for layer in self.layers:
-            hidden_states = layer(hidden_states, token_mask, token_mask, None, frequencies)
+            hidden_states, _ = layer(hidden_states, token_mask, token_mask, None, frequencies)
         return hidden_states
 
 
@@ -483,12 +627,29 @@ class ChromoformerModelOutput(ModelOutput):
         promoter token after regulation plus the same token before it.
     promoter_embeddings: (batch, resolutions, hidden) centre-bin promoter embeddings (Embedding transformer).
     pairwise_embeddings: (batch, resolutions, pCRE slots, hidden) promoter-pCRE embeddings (Pairwise transformer).
+    hidden_states: with `output_hidden_states`, the Regulation transformer's per layer (its input, then each layer's
+        output), each (batch, resolutions, 1 + pCRE slots, hidden).
+    attentions: with `output_attentions`, the Regulation transformer's per layer, each (batch, resolutions, heads,
+        1 + slots, 1 + slots).
+    embedding_attentions / pairwise_attentions: with `output_attentions`, one tuple per resolution (`bin_sizes` order)
+        of the Embedding transformer's per-layer (batch, heads, rows, bins) weights (the last layer's single row is
+        the centre bin), and of the Pairwise transformer's per-layer (batch, slots, heads, 1, bins) weights.
+    embedding_hidden_states / pairwise_hidden_states: with `output_hidden_states`, one tuple per resolution of the
+        Embedding transformer's (batch, bins, hidden) input and layer outputs (the last layer's: (batch, 1, hidden),
+        the centre row), and of the Pairwise transformer's (batch, slots, hidden) query states (input, then each
+        layer's output).
     """
 
     last_hidden_state: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
     promoter_embeddings: torch.FloatTensor | None = None
     pairwise_embeddings: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    embedding_attentions: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
+    pairwise_attentions: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
+    embedding_hidden_states: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
+    pairwise_hidden_states: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
 
 
 def _as_bool(mask: torch.Tensor | None, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -511,6 +672,34 @@ class ChromoformerModel(ChromoformerPreTrainedModel):
         )
         self.regulation = nn.ModuleDict({key: ChromoformerRegulationTransformer(config) for key in resolutions})
         self.post_init()
+
+    @staticmethod
+    def _regulation_step_with_weights(
+        layers: list, states: torch.Tensor, token_mask: torch.Tensor, frequencies: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One Regulation layer of every branch (eager attention), returning the (batch, resolutions, heads, tokens,
+        tokens) weights as the tensor the branches' outputs are computed from, so gradients reach the returned maps.
+        Same arithmetic as `masked_attention`'s eager path (uniform rows where nothing can be attended)."""
+        prepared = [
+            layer.attention.prepare(states[:, resolution], frequencies=frequencies)
+            for resolution, layer in enumerate(layers)
+        ]
+        query = torch.stack([item[0] for item in prepared], dim=1)
+        key = torch.stack([item[1] for item in prepared], dim=1)
+        bias = torch.stack([item[4] for item in prepared], dim=1)
+        scores = torch.matmul(query, key.transpose(-1, -2)) * query.shape[-1] ** -0.5
+        scores = scores + additive_attention_mask(token_mask[:, None], bias, query.dtype)
+        weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+        attends = (token_mask & token_mask.any(dim=-1, keepdim=True))[:, None, None, :, None]
+        weights = torch.where(attends, weights, torch.full_like(weights, 1.0 / weights.shape[-1]))
+        outputs = []
+        for resolution, layer in enumerate(layers):
+            _, _, value, gate, _, residual = prepared[resolution]
+            attention = layer.attention
+            dropout = attention.dropout if attention.training else 0.0
+            attended = torch.matmul(F.dropout(weights[:, resolution], p=dropout, training=attention.training), value)
+            outputs.append(layer.feed_forward(attention.finish(attended, gate, residual)))
+        return torch.stack(outputs, dim=1), weights
 
     def _frequency_matrix(self, interaction_frequencies: torch.Tensor | None, batch: int, slots: int, device):
         """(B, 1 + I, 1 + I) logit bias: promoter-row scores (B, I) go to [0, 1:], a full matrix is used as given."""
@@ -540,6 +729,8 @@ class ChromoformerModel(ChromoformerPreTrainedModel):
         promoter_attention_mask: torch.Tensor | None = None,
         pcre_attention_mask: torch.Tensor | None = None,
         pcre_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> ChromoformerModelOutput | tuple:
         r"""
@@ -554,6 +745,10 @@ class ChromoformerModel(ChromoformerPreTrainedModel):
         pcre_mask: (batch, pCRE slots) 1 for real pCREs; by default a slot is real when it has a real bin.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
         config = self.config
         if promoter_features.dim() != 3 or pcre_features.dim() != 4:
             raise ValueError(
@@ -576,30 +771,84 @@ class ChromoformerModel(ChromoformerPreTrainedModel):
         token_mask = torch.cat([torch.ones(batch, 1, dtype=torch.bool, device=device), slot_mask], dim=1)
         frequencies = self._frequency_matrix(interaction_frequencies, batch, slots, device).to(promoter_features.dtype)
 
-        regulated, pooled, promoter_embeddings, pairwise_embeddings = [], [], [], []
+        promoter_embeddings, pairwise_embeddings, embedding_attentions, pairwise_attentions = [], [], [], []
+        embedding_hidden_states, pairwise_hidden_states = [], []
         start = 0
         for size, num_bins in zip(config.bin_sizes, config.bins_per_resolution):
             key, stop = str(size), start + num_bins
             prom_mask = promoter_mask[:, start:stop]
-            promoter = self.embed[key](promoter_features[:, start:stop], prom_mask)
-            pairs = self.pairwise_interaction[key](
-                promoter, prom_mask[:, num_bins // 2], pcre_features[:, :, start:stop], pcre_bin_mask[:, :, start:stop]
+            promoter, weights, states = self.embed[key](
+                promoter_features[:, start:stop], prom_mask, output_attentions, output_hidden_states
             )
-            tokens = torch.cat([promoter[:, None], pairs], dim=1)
-            output = self.regulation[key](tokens, token_mask, frequencies)
-            regulated.append(output)
-            pooled.append(output[:, 0] + tokens[:, 0])
+            embedding_attentions.append(weights)
+            embedding_hidden_states.append(states)
+            pairs, weights, states = self.pairwise_interaction[key](
+                promoter,
+                prom_mask[:, num_bins // 2],
+                pcre_features[:, :, start:stop],
+                pcre_bin_mask[:, :, start:stop],
+                output_attentions,
+                output_hidden_states,
+            )
+            pairwise_attentions.append(weights)
+            pairwise_hidden_states.append(states)
             promoter_embeddings.append(promoter)
             pairwise_embeddings.append(pairs)
             start = stop
 
+        # The Regulation transformers of all branches run layer by layer on one (batch, resolutions, tokens, hidden)
+        # tensor, so the hidden states returned are the very states every layer reads.
+        tokens = torch.stack(
+            [
+                torch.cat([promoter[:, None], pairs], dim=1)
+                for promoter, pairs in zip(promoter_embeddings, pairwise_embeddings)
+            ],
+            dim=1,
+        )
+        branches = [self.regulation[str(size)] for size in config.bin_sizes]
+        states = tokens
+        all_hidden_states = [states] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        for index in range(config.regulation_num_layers):
+            layers = [branch.layers[index] for branch in branches]
+            if output_attentions:
+                states, weights = self._regulation_step_with_weights(layers, states, token_mask, frequencies)
+                all_attentions.append(weights)
+            else:
+                states = torch.stack(
+                    [
+                        layer(states[:, resolution], token_mask, token_mask, None, frequencies)[0]
+                        for resolution, layer in enumerate(layers)
+                    ],
+                    dim=1,
+                )
+            if output_hidden_states:
+                all_hidden_states.append(states)
+
         result = ChromoformerModelOutput(
-            last_hidden_state=torch.stack(regulated, dim=1),
-            pooler_output=torch.cat(pooled, dim=-1),
+            last_hidden_state=states,
+            pooler_output=(states[:, :, 0] + tokens[:, :, 0]).flatten(1),
             promoter_embeddings=torch.stack(promoter_embeddings, dim=1),
             pairwise_embeddings=torch.stack(pairwise_embeddings, dim=1),
+            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
+            attentions=tuple(all_attentions) if output_attentions else None,
+            embedding_attentions=tuple(embedding_attentions) if output_attentions else None,
+            pairwise_attentions=tuple(pairwise_attentions) if output_attentions else None,
+            embedding_hidden_states=tuple(embedding_hidden_states) if output_hidden_states else None,
+            pairwise_hidden_states=tuple(pairwise_hidden_states) if output_hidden_states else None,
         )
         return result if return_dict else result.to_tuple()
+
+
+@dataclass
+class ChromoformerSequenceClassifierOutput(SequenceClassifierOutput):
+    """SequenceClassifierOutput (`hidden_states` and `attentions` of the Regulation transformer, see
+    `ChromoformerModelOutput`) plus the Embedding and Pairwise transformers' attention maps and hidden states."""
+
+    embedding_attentions: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
+    pairwise_attentions: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
+    embedding_hidden_states: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
+    pairwise_hidden_states: tuple[tuple[torch.FloatTensor, ...], ...] | None = None
 
 
 class ChromoformerHead(nn.Module):
@@ -634,9 +883,11 @@ class ChromoformerForSequenceClassification(ChromoformerPreTrainedModel):
         pcre_attention_mask: torch.Tensor | None = None,
         pcre_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
-    ) -> SequenceClassifierOutput | tuple:
+    ) -> ChromoformerSequenceClassifierOutput | tuple:
         r"""
         labels: (batch,) class indices for classification; (batch,) or (batch, 1) targets for regression
             (num_labels=1); (batch, num_labels) 0/1 floats for multi-label classification.
@@ -651,11 +902,22 @@ class ChromoformerForSequenceClassification(ChromoformerPreTrainedModel):
             promoter_attention_mask=promoter_attention_mask,
             pcre_attention_mask=pcre_attention_mask,
             pcre_mask=pcre_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
             return_dict=True,
         )
         logits = self.head(outputs.pooler_output)
         loss = self.loss(logits, labels, num_items_in_batch) if labels is not None else None
-        result = SequenceClassifierOutput(loss=loss, logits=logits)
+        result = ChromoformerSequenceClassifierOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            embedding_attentions=outputs.embedding_attentions,
+            pairwise_attentions=outputs.pairwise_attentions,
+            embedding_hidden_states=outputs.embedding_hidden_states,
+            pairwise_hidden_states=outputs.pairwise_hidden_states,
+        )
         return result if return_dict else result.to_tuple()
 
     def loss(
@@ -694,6 +956,7 @@ __all__ = [
     "ChromoformerModel",
     "ChromoformerForSequenceClassification",
     "ChromoformerModelOutput",
+    "ChromoformerSequenceClassifierOutput",
     "masked_attention",
     "sinusoidal_positions",
 ]

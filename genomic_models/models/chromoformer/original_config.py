@@ -8,6 +8,7 @@
     pairwise_interaction: {n_layers: 2, n_heads: 2, d_model: 128, d_ff: 256}
     regulation: {n_layers: 6, n_heads: 8, d_model: 256, d_ff: 256}
     d_head: 128
+    binsizes: [2000, 500, 100]                              # optional (the original's train.py takes --binsizes)
 
 Every key is optional (missing ones take the original's defaults); unknown keys and inconsistent sizes are errors.
 """
@@ -36,6 +37,7 @@ _TOP_KEYS = {
     "regulation",
     "d_head",
     "exp_id",
+    "binsizes",
 }
 
 
@@ -60,6 +62,10 @@ class OriginalSettings:
     pairwise_interaction: dict = field(default_factory=lambda: _section(2, 2, 128, 256))
     regulation: dict = field(default_factory=lambda: _section(6, 8, 256, 256))
     d_head: int = 128
+    # Bin sizes in bp, in branch order; None when the YAML has none (then the original's default, 2000/500/100).
+    binsizes: list[int] | None = None
+    # "section.key" / "key" names the YAML set explicitly (the rest are the original's defaults).
+    given: set[str] = field(default_factory=set)
 
     @property
     def max_region_length(self) -> int:
@@ -92,7 +98,8 @@ class OriginalSettings:
 
     def model_config_kwargs(self) -> dict:
         """Keyword arguments of `ChromoformerConfig` (the original overrides the embedding width with d_emb)."""
-        return {
+        kwargs = {} if self.binsizes is None else {"bin_sizes": list(self.binsizes)}
+        return kwargs | {
             "num_features": self.n_feats,
             "max_region_length": self.w_max,
             "hidden_size": self.embed["d_model"],
@@ -154,6 +161,19 @@ def read_original_config(path: str | os.PathLike) -> OriginalSettings:
     for key, value in values.items():
         if key == "exp_id":
             continue
+        if key == "binsizes":
+            sizes = value if isinstance(value, list) else None
+            if (
+                not sizes
+                or not all(isinstance(size, int) and size >= 1 for size in sizes)
+                or len(set(sizes)) != len(sizes)
+            ):
+                raise GenomicInputError(
+                    path, f"binsizes must be a list of distinct positive bin widths in bp, got {value!r}", record=key
+                )
+            settings.binsizes = sizes
+            settings.given.add(key)
+            continue
         if key in ("embed", "pairwise_interaction", "regulation"):
             if not isinstance(value, dict) or set(value) - _SECTION_KEYS:
                 raise GenomicInputError(path, f"{key} must map {sorted(_SECTION_KEYS)} to integers", record=key)
@@ -164,6 +184,7 @@ def read_original_config(path: str | os.PathLike) -> OriginalSettings:
                         path, f"{key}.{name} must be a positive integer, got {number!r}", record=key
                     )
             setattr(settings, key, merged)
+            settings.given.update(f"{key}.{name}" for name in value)
             continue
         expected = float if key in ("lr", "gamma") else int
         try:
@@ -173,6 +194,13 @@ def read_original_config(path: str | os.PathLike) -> OriginalSettings:
         if expected is int and number != value:
             raise GenomicInputError(path, f"{key}={value!r} must be an integer", record=key)
         setattr(settings, key, number)
+        settings.given.add(key)
+    if settings.binsizes is not None:
+        for size in settings.binsizes:
+            if settings.w_max % size:
+                raise GenomicInputError(
+                    path, f"w_max={settings.w_max} is not a multiple of bin size {size}", record="binsizes"
+                )
     if settings.pairwise_interaction["d_model"] != settings.embed["d_model"]:
         raise GenomicInputError(
             path,

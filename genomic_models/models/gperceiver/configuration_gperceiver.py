@@ -233,6 +233,12 @@ class GPerceiverConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
 
     @property
+    def num_hidden_layers(self) -> int:
+        """Self-attention layers the latents pass through (transformers' depth: one hidden state and one attention map
+        each); a weight-shared layer counts once per iteration it runs in."""
+        return self.num_encode_iterations * self.num_self_attention_layers
+
+    @property
     def num_markers(self) -> int:
         return len(self.marker_chromosomes)
 

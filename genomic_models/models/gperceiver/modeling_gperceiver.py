@@ -14,7 +14,7 @@ the cost is linear in the number of markers. Heads:
 This file travels with hub checkpoints (trust_remote_code), so it imports only torch, transformers and its sibling.
 """
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations_with_replacement
 
@@ -25,7 +25,8 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithCrossAttentions
-from transformers.utils import ModelOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput, torch_compilable_check
 
 from .configuration_gperceiver import GPerceiverConfig
 
@@ -61,6 +62,10 @@ class _DerivedTensors:
         self._cache: dict = {}
 
     def get(self, name: str, device: torch.device) -> torch.Tensor:
+        if torch.compiler.is_compiling():
+            # Under torch.compile / torch.export the tensors are graph constants; caching them would keep the tracer's
+            # fake tensors for later eager calls.
+            return self._build(name).to(device)
         key = (name, str(device))
         if key not in self._cache:
             self._cache[key] = self._build(name).to(device)
@@ -85,27 +90,51 @@ class _DerivedTensors:
 
 # ----------------------------------------------------------------------------------------------------------------------
 # building blocks
-def _attention(
+def eager_attention_forward(
+    module: nn.Module,
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
-    key_padding_mask: torch.Tensor | None,
-    dropout: float,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax(q k^T * scaling + mask) v with explicit probabilities; (batch, heads, length, dim) in, output
+    (batch, length, heads, dim) as transformers' attention functions return it."""
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probabilities = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    context = torch.matmul(F.dropout(probabilities, p=dropout, training=module.training), value)
+    return context.transpose(1, 2).contiguous(), probabilities
+
+
+def key_padding_bias(key_padding_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """(batch, keys), True/1 where a key is real -> (batch, 1, 1, keys) additive mask, read by sdpa and eager."""
+    if key_padding_mask is None:
+        return None
+    bias = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
+    return bias.masked_fill(~key_padding_mask.bool(), torch.finfo(dtype).min)[:, None, None, :]
+
+
+def _attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
     output_attentions: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Softmax(q k^T / sqrt(d)) v over (batch, heads, length, dim) tensors, through torch's SDPA.
-
-    `key_padding_mask` is (batch, keys), True/1 where a key is real. With `output_attentions` the same maths runs
-    eagerly to return the probabilities (SDPA does not expose them).
-    """
-    mask = None if key_padding_mask is None else key_padding_mask.bool()[:, None, None, :]
-    if not output_attentions:
-        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout), None
-    scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(query.shape[-1])
-    if mask is not None:
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    probabilities = scores.softmax(dim=-1)
-    return torch.matmul(F.dropout(probabilities, p=dropout), value), probabilities
+    """Attention of `module` (which carries `config`, `scaling`, `dropout`) through `ALL_ATTENTION_FUNCTIONS`
+    (`config._attn_implementation`: sdpa by default, eager); asking for the probabilities runs eager attention.
+    Returns the (batch, length, heads, dim) output and, when asked, the probabilities."""
+    attention: Callable = eager_attention_forward
+    if not output_attentions:  # only eager returns attention maps
+        attention = ALL_ATTENTION_FUNCTIONS.get_interface(module.config._attn_implementation, eager_attention_forward)
+    dropout = module.dropout if module.training else 0.0
+    context, weights = attention(module, query, key, value, attention_mask, scaling=module.scaling, dropout=dropout)
+    return context, weights if output_attentions else None
 
 
 class GPerceiverFeedForward(nn.Module):
@@ -127,11 +156,15 @@ class GPerceiverCrossAttention(GradientCheckpointingLayer):
 
     q = Wq LN(query), k = Wk LN(kv), v = Wv LN(kv) with v as wide as the query; the attention output is added to the
     normalised query, then the ResidualDense block. Keys and values depend only on the data, so the encoder projects
-    them once and reuses them when the weights are shared across iterations (`project_key_value`).
+    them once and reuses them when the weights are shared across iterations (`project_key_value`). They reach
+    `forward` as separate tensors, so (reentrant) gradient checkpointing sees them as inputs.
     """
 
     def __init__(self, config: GPerceiverConfig, query_size: int, key_value_size: int):
         super().__init__()
+        self.config = config
+        self.is_causal = False
+        self.scaling = config.projection_size**-0.5
         self.query_norm = nn.LayerNorm(query_size, eps=config.layer_norm_eps)
         self.key_value_norm = nn.LayerNorm(key_value_size, eps=config.layer_norm_eps)
         self.query = nn.Linear(query_size, config.projection_size)
@@ -141,23 +174,22 @@ class GPerceiverCrossAttention(GradientCheckpointingLayer):
         self.feed_forward = GPerceiverFeedForward(config, query_size)
 
     def project_key_value(self, key_value_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, keys, width) -> keys (batch, 1, keys, projection_size) and values (batch, 1, keys, query_size)."""
         normed = self.key_value_norm(key_value_states)
         return self.key(normed)[:, None], self.value(normed)[:, None]
 
     def forward(
         self,
         query_states: torch.Tensor,
-        key_value: tuple[torch.Tensor, torch.Tensor],
-        key_padding_mask: torch.Tensor | None = None,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """attention_mask: (batch, 1, 1, keys) additive (`key_padding_bias`) or None."""
         normed = self.query_norm(query_states)
-        key, value = key_value
-        dropout = self.dropout if self.training else 0.0
-        attended, weights = _attention(
-            self.query(normed)[:, None], key, value, key_padding_mask, dropout, output_attentions
-        )
-        return self.feed_forward(attended[:, 0] + normed), weights
+        attended, weights = _attention(self, self.query(normed)[:, None], key, value, attention_mask, output_attentions)
+        return self.feed_forward(attended[:, :, 0] + normed), weights
 
 
 class GPerceiverSelfAttention(GradientCheckpointingLayer):
@@ -168,6 +200,9 @@ class GPerceiverSelfAttention(GradientCheckpointingLayer):
     def __init__(self, config: GPerceiverConfig):
         super().__init__()
         width, heads = config.hidden_size, config.num_attention_heads
+        self.config = config
+        self.is_causal = False
+        self.scaling = config.projection_size**-0.5
         self.num_heads = heads
         self.norm = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.query = nn.Linear(width, heads * config.projection_size)
@@ -186,9 +221,8 @@ class GPerceiverSelfAttention(GradientCheckpointingLayer):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         normed = self.norm(hidden_states)
         query, key, value = (self._heads(layer(normed)) for layer in (self.query, self.key, self.value))
-        dropout = self.dropout if self.training else 0.0
-        attended, weights = _attention(query, key, value, None, dropout, output_attentions)
-        attended = self.output(attended.transpose(1, 2).flatten(2))
+        attended, weights = _attention(self, query, key, value, None, output_attentions)
+        attended = self.output(attended.flatten(2))
         return self.feed_forward(attended + normed), weights
 
 
@@ -241,23 +275,25 @@ class GPerceiverEncoder(nn.Module):
         output_hidden_states: bool,
         output_attentions: bool,
     ) -> tuple[torch.Tensor, tuple | None, tuple | None, tuple | None]:
+        """Hidden states: the initial latents, then the latents after every self-attention layer (one per attention
+        map of `attentions`); the cross-attentions' maps are `cross_attentions`, one per encode iteration."""
         key_values: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        mask = key_padding_bias(key_padding_mask, latents.dtype)
         hidden_states = [latents] if output_hidden_states else None
         self_weights, cross_weights = ([] if output_attentions else None), ([] if output_attentions else None)
         for cross_index, self_indices in zip(self.cross_schedule, self.self_schedule):
             if cross_index not in key_values or not self.reuse_shared_key_values:
                 key_values[cross_index] = self.cross_attentions[cross_index].project_key_value(tokens)
-            latents, weights = self.cross_attentions[cross_index](
-                latents, key_values[cross_index], key_padding_mask, output_attentions
-            )
+            key, value = key_values[cross_index]
+            latents, weights = self.cross_attentions[cross_index](latents, key, value, mask, output_attentions)
             if output_attentions:
                 cross_weights.append(weights)
             for self_index in self_indices:
                 latents, weights = self.self_attentions[self_index](latents, output_attentions)
                 if output_attentions:
                     self_weights.append(weights)
-            if output_hidden_states:
-                hidden_states.append(latents)
+                if output_hidden_states:
+                    hidden_states.append(latents)
         return (
             latents,
             tuple(hidden_states) if output_hidden_states else None,
@@ -338,11 +374,22 @@ class GPerceiverDecoder(nn.Module):
         self.iterations = config.num_decode_iterations
         self.cross_attention = GPerceiverCrossAttention(config, config.position_embedding_size, config.hidden_size)
 
-    def forward(self, queries: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
-        key_value = self.cross_attention.project_key_value(latents)
+    def forward(
+        self, queries: torch.Tensor, latents: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Decoded queries and, with `output_attentions`, each iteration's (batch, 1, targets, latents) weights."""
+        key, value = self.cross_attention.project_key_value(latents)
+        attentions = []
         for _ in range(self.iterations):
-            queries, _ = self.cross_attention(queries, key_value)
-        return queries
+            queries, weights = self.cross_attention(queries, key, value, None, output_attentions)
+            attentions.append(weights)
+        return queries, tuple(attentions) if output_attentions else None
+
+
+def _with_decoder_attentions(encoder_cross: tuple | None, decoder_cross: tuple | None) -> tuple | None:
+    """Cross-attention maps of a head with a decoder: the encoder's (latents over markers), then the decoder's (targets
+    over latents), as transformers' Perceiver reports both in `cross_attentions`."""
+    return None if encoder_cross is None else encoder_cross + decoder_cross
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -365,12 +412,17 @@ def _reduce(per_item: torch.Tensor, scored: torch.Tensor, num_items_in_batch) ->
 
 
 def _check_labels(labels: torch.Tensor, allele_counts: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Value checks are graph-friendly: errors in eager mode, runtime assertions under torch.compile / export."""
     scored = labels != -100
     codes = labels.clamp(min=0)
-    if ((codes >= allele_counts.shape[0]) & scored).any():
-        raise ValueError(f"{name} holds codes outside the allele decoder (0..{allele_counts.shape[0] - 1})")
-    if ((allele_counts[codes][..., 0] > 0) & scored).any():
-        raise ValueError(f"{name} scores genotypes with missing alleles: they carry no truth; set them to -100")
+    torch_compilable_check(
+        ~((codes >= allele_counts.shape[0]) & scored).any(),
+        f"{name} holds codes outside the allele decoder (0..{allele_counts.shape[0] - 1})",
+    )
+    torch_compilable_check(
+        ~((allele_counts[codes][..., 0] > 0) & scored).any(),
+        f"{name} scores genotypes with missing alleles: they carry no truth; set them to -100",
+    )
     return codes, scored
 
 
@@ -466,10 +518,11 @@ class GPerceiverPreTrainedModel(PreTrainedModel):
 
     @staticmethod
     def _check_range(name: str, values: torch.Tensor, size: int) -> None:
-        if values.numel() and (values.min() < 0 or values.max() >= size):
-            raise ValueError(
-                f"{name} must lie in [0, {size}); got values in [{int(values.min())}, {int(values.max())}]"
-            )
+        """A graph-friendly check: an error in eager mode, a runtime assertion under torch.compile / torch.export."""
+        torch_compilable_check(
+            ((values >= 0) & (values < size)).all(),
+            lambda: f"{name} must lie in [0, {size}); got values in [{int(values.min())}, {int(values.max())}]",
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -517,7 +570,8 @@ class GPerceiverModel(GPerceiverPreTrainedModel):
         self._check_range("position_ids", position_ids, self.config.num_markers)
         tokens = self.embeddings(input_ids, position_ids)
         batch = input_ids.shape[0]
-        latents = self.latents.expand(batch, -1, -1)
+        # A copy, not a view of the parameter: it is the first hidden state, which callers may edit in place.
+        latents = self.latents.expand(batch, -1, -1).clone()
         if extra_latents is not None:
             extra = extra_latents.expand(batch, -1, -1) if extra_latents.dim() == 2 else extra_latents
             latents = torch.cat([extra.to(latents.dtype), latents], dim=1)
@@ -541,6 +595,9 @@ class GPerceiverMaskedGenotypeOutput(ModelOutput):
     loss: focal (or plain) binary cross-entropy on the thermometer bits plus the ploidy penalty, per target locus.
     logits: (batch, targets, (num_alleles - 1) * ploidy) thermometer logits: bit a * ploidy + k - 1 is
         [copies of allele a + 1 >= k].
+    hidden_states / attentions: the encoder's (the latents after each self-attention layer, and those layers' maps).
+    cross_attentions: the encoder's per iteration, (batch, 1, latents, markers), then the decoder's per decode
+        iteration, (batch, 1, targets, latents).
     """
 
     loss: torch.FloatTensor | None = None
@@ -556,12 +613,18 @@ class GPerceiverContrastiveOutput(ModelOutput):
     loss: shared-allele loss (+ contrastive_allele_weight / 2 times each twin's masked-genotype loss).
     logits: (batch, targets, ploidy) thermometer logits of the number of alleles the twins share at each target.
     allele_logits / pair_allele_logits: (batch, targets, bits) each twin's masked-genotype logits.
+    hidden_states / attentions / cross_attentions: as for masked genotype modelling (the decoder's maps after the
+        encoder's in `cross_attentions`), over both twins at once (2 x batch rows: each individual followed by its
+        twin).
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     allele_logits: torch.FloatTensor | None = None
     pair_allele_logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -589,10 +652,13 @@ class GPerceiverForMaskedGenotypeModeling(GPerceiverPreTrainedModel):
         self.allele_predictor = nn.Linear(config.position_embedding_size, config.num_thermometer_bits)
         self.post_init()
 
-    def decode_targets(self, latents: torch.Tensor, target_position_ids: torch.Tensor) -> torch.Tensor:
+    def decode_targets(
+        self, latents: torch.Tensor, target_position_ids: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Decoded target queries and, with `output_attentions`, the decoder's attention maps."""
         self._check_range("target_position_ids", target_position_ids, self.config.num_markers)
         queries = self.gperceiver.embeddings.position_embedding(target_position_ids)
-        return self.decoder(queries, latents)
+        return self.decoder(queries, latents, output_attentions)
 
     def genotype_loss(self, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
         return masked_genotype_loss(self.config, self.gperceiver.derived, logits, labels, num_items_in_batch)
@@ -623,14 +689,17 @@ class GPerceiverForMaskedGenotypeModeling(GPerceiverPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        logits = self.allele_predictor(self.decode_targets(outputs.last_hidden_state, target_position_ids))
+        decoded, decoder_attentions = self.decode_targets(
+            outputs.last_hidden_state, target_position_ids, outputs.cross_attentions is not None
+        )
+        logits = self.allele_predictor(decoded)
         loss = None if labels is None else self.genotype_loss(logits, labels, num_items_in_batch)
         output = GPerceiverMaskedGenotypeOutput(
             loss=loss,
             logits=logits,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
-            cross_attentions=outputs.cross_attentions,
+            cross_attentions=_with_decoder_attentions(outputs.cross_attentions, decoder_attentions),
         )
         return output if return_dict else output.to_tuple()
 
@@ -679,6 +748,8 @@ class GPerceiverForContrastivePretraining(GPerceiverPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         pair_labels: torch.LongTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> GPerceiverContrastiveOutput | tuple:
@@ -691,23 +762,38 @@ class GPerceiverForContrastivePretraining(GPerceiverPreTrainedModel):
         if pair_input_ids.shape != input_ids.shape:
             raise ValueError("pair_input_ids must have the shape of input_ids (twins share markers and targets)")
         position_ids = self._marker_positions(input_ids, position_ids)
-        both = torch.cat([input_ids, pair_input_ids])
-        mask = None if attention_mask is None else attention_mask.repeat(2, 1)
-        latents = self.gperceiver(both, position_ids=position_ids.repeat(2, 1), attention_mask=mask).last_hidden_state
+        # Each individual followed by its twin (rows 2i, 2i + 1): a row's outputs do not depend on the batch size.
+        both = torch.stack([input_ids, pair_input_ids], dim=1).flatten(0, 1)
+        mask = None if attention_mask is None else attention_mask.repeat_interleave(2, dim=0)
+        outputs = self.gperceiver(
+            both,
+            position_ids=position_ids.repeat_interleave(2, dim=0),
+            attention_mask=mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        latents = outputs.last_hidden_state
         self._check_range("target_position_ids", target_position_ids, self.config.num_markers)
-        queries = self.gperceiver.embeddings.position_embedding(target_position_ids.repeat(2, 1))
-        decoded = self.decoder(queries, latents)
-        first, second = decoded.chunk(2)
+        queries = self.gperceiver.embeddings.position_embedding(target_position_ids.repeat_interleave(2, dim=0))
+        decoded, decoder_attentions = self.decoder(queries, latents, outputs.cross_attentions is not None)
+        first, second = decoded.unflatten(0, (-1, 2)).unbind(1)
         logits = self.contrast_predictor(F.gelu(self.contrast_hidden(self._combine(first, second))))
         allele_logits = self.allele_predictor(decoded)
-        allele_first, allele_second = allele_logits.chunk(2)
+        allele_first, allele_second = allele_logits.unflatten(0, (-1, 2)).unbind(1)
         loss = None
         if labels is not None:
             if pair_labels is None:
                 raise ValueError("contrastive training needs pair_labels (the twin's genotypes at the targets)")
             loss = self.contrastive_loss(logits, allele_first, allele_second, labels, pair_labels, num_items_in_batch)
         output = GPerceiverContrastiveOutput(
-            loss=loss, logits=logits, allele_logits=allele_first, pair_allele_logits=allele_second
+            loss=loss,
+            logits=logits,
+            allele_logits=allele_first,
+            pair_allele_logits=allele_second,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            cross_attentions=_with_decoder_attentions(outputs.cross_attentions, decoder_attentions),
         )
         return output if return_dict else output.to_tuple()
 
@@ -722,8 +808,7 @@ class GPerceiverForContrastivePretraining(GPerceiverPreTrainedModel):
         counts = derived.get("allele_counts", labels.device)
         _, scored = _check_labels(labels, counts, "labels")
         _, pair_scored = _check_labels(pair_labels, counts, "pair_labels")
-        if not torch.equal(scored, pair_scored):
-            raise ValueError("labels and pair_labels must score the same targets")
+        torch_compilable_check((scored == pair_scored).all(), "labels and pair_labels must score the same targets")
         shared = self.shared_allele_counts(labels, pair_labels)
         thresholds = torch.arange(1, self.config.ploidy + 1, device=labels.device)
         targets = (shared[..., None] >= thresholds).float()
@@ -857,23 +942,25 @@ class GPerceiverForPhenotypePrediction(GPerceiverPreTrainedModel):
         averaged over those pairs (the original ranked every pair of the batch across environments).
         """
         observed = ~torch.isnan(targets)
-        if not observed.any():
-            return predictions.sum() * 0.0
-        p, y, g = predictions[observed], targets[observed], groups[observed]
+        # Masked sums rather than boolean indexing, so the loss has static shapes (torch.export, torch.compile);
+        # with nothing observed it is 0 with zero gradients.
+        y = torch.where(observed, targets, torch.zeros_like(targets))
+        count = observed.sum().clamp(min=1)
         kind = self.config.phenotype_loss
         if kind == "mse":
-            return F.mse_loss(p, y)
-        if kind == "mae":
-            return F.l1_loss(p, y)
-        if kind == "poisson":
-            return F.poisson_nll_loss(p, y, log_input=True, full=False)
-        if kind in ("binary", "binary_focal"):
-            gamma = self.config.focal_gamma if kind == "binary_focal" else None
-            return binary_loss(p, y, gamma).mean()
-        ordered = (y[:, None] > y[None, :]) & (g[:, None] == g[None, :])
-        if not ordered.any():
-            return p.sum() * 0.0
-        return F.softplus(-(p[:, None] - p[None, :]))[ordered].mean()
+            per_cell = (predictions - y) ** 2
+        elif kind == "mae":
+            per_cell = (predictions - y).abs()
+        elif kind == "poisson":
+            per_cell = F.poisson_nll_loss(predictions, y, log_input=True, full=False, reduction="none")
+        elif kind in ("binary", "binary_focal"):
+            per_cell = binary_loss(predictions, y, self.config.focal_gamma if kind == "binary_focal" else None)
+        else:
+            pairs = observed[:, None] & observed[None, :] & (groups[:, None] == groups[None, :])
+            ordered = pairs & (y[:, None] > y[None, :])
+            ranking = F.softplus(-(predictions[:, None] - predictions[None, :]))
+            return torch.where(ordered, ranking, 0.0).sum() / ordered.sum().clamp(min=1)
+        return torch.where(observed, per_cell, 0.0).sum() / count
 
 
 __all__ = [

@@ -18,6 +18,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput, SequenceClassifierOutput
+from transformers.utils import torch_compilable_check
 
 from .configuration_haplotype_dss import HaplotypeDSSConfig
 
@@ -30,6 +31,7 @@ def _pad_mask(attention_mask: torch.Tensor | None, config: HaplotypeDSSConfig) -
 
 
 def _apply_pad_mask(hidden_states: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
+    """Zero padded positions; `pad_mask` is (B, 1, L) for channels-first states, (B, L, 1) for channels-last ones."""
     return hidden_states if pad_mask is None else hidden_states * pad_mask.to(hidden_states.dtype)
 
 
@@ -54,16 +56,21 @@ class HaplotypeDSSEmbeddings(nn.Module):
         classes = self.num_allele_classes
         one_hot = F.one_hot(input_ids.clamp(0, classes), classes + 1)[..., :classes]
         hidden_states = self.stem(one_hot.transpose(1, 2).to(self.stem.weight.dtype))
+        # Value checks are graph-friendly: errors in eager mode, runtime assertions under torch.compile / torch.export.
         if self.gene_embeddings is not None:
             if gene_ids is None:
                 raise ValueError("This model has a gene embedding: pass `gene_ids` (one gene index per sequence).")
-            if gene_ids.min() < 0 or gene_ids.max() >= self.gene_embeddings.num_embeddings:
-                raise ValueError(
-                    f"gene_ids must lie in [0, {self.gene_embeddings.num_embeddings}); got {gene_ids.tolist()[:8]}"
-                )
+            genes = self.gene_embeddings.num_embeddings
+            torch_compilable_check(
+                ((gene_ids >= 0) & (gene_ids < genes)).all(),
+                lambda: f"gene_ids must lie in [0, {genes}); got {gene_ids.tolist()[:8]}",
+            )
             hidden_states = hidden_states + self.gene_embeddings(gene_ids)[:, :, None]
-        elif gene_ids is not None and (gene_ids != 0).any():
-            raise ValueError("This model is gene-agnostic (no gene embedding) but received non-zero `gene_ids`.")
+        elif gene_ids is not None:
+            torch_compilable_check(
+                (gene_ids == 0).all(),
+                "This model is gene-agnostic (no gene embedding) but received non-zero `gene_ids`.",
+            )
         return hidden_states
 
 
@@ -187,7 +194,11 @@ class HaplotypeDSSMixer(nn.Module):
 
 
 class HaplotypeDSSLayer(GradientCheckpointingLayer):
-    """DSS mixer -> channel dropout -> residual -> post LayerNorm over channels."""
+    """DSS mixer -> channel dropout -> residual -> post LayerNorm over channels.
+
+    It takes and returns channels-last (B, L, H) states, so the hidden states the encoder collects are the very
+    tensors that flow from layer to layer (in the autograd graph, as transformers' contract expects).
+    """
 
     def __init__(self, config: HaplotypeDSSConfig):
         super().__init__()
@@ -196,9 +207,9 @@ class HaplotypeDSSLayer(GradientCheckpointingLayer):
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden_states: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
-        hidden_states = self.dropout(self.mixer(hidden_states)) + hidden_states
-        hidden_states = self.norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        return _apply_pad_mask(hidden_states, pad_mask)
+        """hidden_states (B, L, H); pad_mask (B, L, 1) or None."""
+        mixed = self.dropout(self.mixer(hidden_states.transpose(1, 2))).transpose(1, 2)
+        return _apply_pad_mask(self.norm(mixed + hidden_states), pad_mask)
 
 
 class HaplotypeDSSEncoder(nn.Module):
@@ -211,14 +222,20 @@ class HaplotypeDSSEncoder(nn.Module):
     def forward(
         self, hidden_states: torch.Tensor, pad_mask: torch.Tensor | None, output_hidden_states: bool
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
-        """Channels-first in and out; collected hidden states are (B, L, H) like every transformers model."""
+        """Channels-first (B, H, L) in (the stem's output), channels-last (B, L, H) out, like every transformers model.
+
+        The hidden states are the output of the residual blocks, then of every DSS layer: the states the layers take
+        and return, so gradients reach them.
+        """
         for block in self.residual_blocks:
             hidden_states = block(hidden_states, pad_mask)
-        all_hidden_states = [hidden_states.transpose(1, 2)] if output_hidden_states else None
+        hidden_states = hidden_states.transpose(1, 2)
+        position_mask = pad_mask.transpose(1, 2) if pad_mask is not None else None
+        all_hidden_states = [hidden_states] if output_hidden_states else None
         for layer in self.layers:
-            hidden_states = layer(hidden_states, pad_mask)
+            hidden_states = layer(hidden_states, position_mask)
             if output_hidden_states:
-                all_hidden_states.append(hidden_states.transpose(1, 2))
+                all_hidden_states.append(hidden_states)
         return hidden_states, tuple(all_hidden_states) if output_hidden_states else None
 
 
@@ -382,9 +399,7 @@ class HaplotypeDSSModel(HaplotypeDSSPreTrainedModel):
         pad_mask = _pad_mask(attention_mask, self.config)
         hidden_states = _apply_pad_mask(self.embeddings(input_ids, gene_ids), pad_mask)
         hidden_states, all_hidden_states = self.encoder(hidden_states, pad_mask, output_hidden_states)
-        output = HaplotypeDSSModelOutput(
-            last_hidden_state=hidden_states.transpose(1, 2), hidden_states=all_hidden_states
-        )
+        output = HaplotypeDSSModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden_states)
         return output if return_dict else output.to_tuple()
 
 

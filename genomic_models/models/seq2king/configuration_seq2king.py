@@ -24,7 +24,7 @@ class Seq2KingConfig(PreTrainedConfig):
         vocab_size: Individuals plus one pad token.
         hidden_size: Width of the person embedding and of every layer (`d_model`).
         num_attention_heads: Heads of every attention block.
-        num_encoder_layers: Encoder layers.
+        num_encoder_layers: Encoder layers (also `num_hidden_layers`, transformers' name for them).
         num_decoder_layers: Decoder layers; the decoder reads the raw person embeddings (no position code) and
             attends to the encoder output.
         intermediate_size: Width of the feed-forward blocks (`dim_feedforward`).
@@ -44,9 +44,14 @@ class Seq2KingConfig(PreTrainedConfig):
         kinship_min: Minimum of the kinship matrix the targets were min-max normalised with (set by training), so
             predictions can be mapped back to kinship coefficients.
         kinship_max: Maximum of that matrix.
+        pad_token_id: Id of [PAD]; by default the last id (`vocab_size - 1`), where [`KinshipTokenizer`] puts it.
+        is_encoder_decoder: Always True (see the modeling file): generic transformers code then reads the
+            encoder_/decoder_/cross_ output fields.
     """
 
     model_type = "seq2king"
+    # transformers' name for the depth of an encoder-decoder is that of its encoder (as BART's and T5's configs map it).
+    attribute_map: ClassVar[dict[str, str]] = {"num_hidden_layers": "num_encoder_layers"}
     # Fields whose absence from a saved config.json would silently change the network; see `from_dict`.
     checkpoint_required_fields: ClassVar[tuple[str, ...]] = (
         "vocab_size",
@@ -78,8 +83,10 @@ class Seq2KingConfig(PreTrainedConfig):
     target_padding_value: float = -1.0
     kinship_min: float | None = None
     kinship_max: float | None = None
-    pad_token_id: int | None = 2504
+    pad_token_id: int | None = None
     tie_word_embeddings: bool = False
+    # The outputs carry encoder_/decoder_/cross_ fields, which generic code reads only of encoder-decoders.
+    is_encoder_decoder: bool = True
 
     def __post_init__(self, **kwargs):
         problems = []
@@ -106,6 +113,8 @@ class Seq2KingConfig(PreTrainedConfig):
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "positional_dropout_prob"):
             if not 0 <= getattr(self, name) < 1:
                 problems.append(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+        if self.pad_token_id is None and not problems:
+            self.pad_token_id = self.vocab_size - 1  # KinshipTokenizer puts [PAD] after the individuals
         if self.pad_token_id is None or not 0 <= self.pad_token_id < self.vocab_size:
             problems.append(f"pad_token_id={self.pad_token_id} must be a token id below vocab_size={self.vocab_size}")
         if 0 <= self.target_padding_value <= 1:
@@ -114,6 +123,8 @@ class Seq2KingConfig(PreTrainedConfig):
             self.kinship_min is not None and not self.kinship_min < self.kinship_max
         ):
             problems.append(f"need kinship_min < kinship_max or both None, got {self.kinship_min}, {self.kinship_max}")
+        if not self.is_encoder_decoder:
+            problems.append("is_encoder_decoder must be True: Seq2KING is an encoder-decoder and its outputs say so")
         if problems:
             raise ValueError("Invalid Seq2KingConfig: " + "; ".join(problems))
         super().__post_init__(**kwargs)

@@ -4,13 +4,20 @@ A token is one person. The encoder reads the person embeddings plus a fixed sinu
 reads the same embeddings without the code and attends to the encoder output; a linear head maps each position to
 `max_sequence_length` values, column j being the (min-max normalised) kinship of that person with the j-th person of
 the sequence. Layers are post-LN with a Tanh feed-forward, as torch's nn.TransformerEncoder/DecoderLayer that the
-original used. Attention goes through `scaled_dot_product_attention` unless weights are requested; then every layer
-and head returns its (batch, heads, query, key) weights, the layout bertviz's head_view and model_view read.
+original used. Attention goes through transformers' attention interface (`config._attn_implementation`: "sdpa" by
+default, or "eager"); asking for the weights runs eager attention, and every layer and head then returns its (batch,
+heads, query, key) weights, the layout bertviz's head_view and model_view read.
+
+It is an encoder-decoder (`config.is_encoder_decoder` is True), so its outputs follow transformers' encoder-decoder
+convention: `encoder_hidden_states`, `decoder_hidden_states`, `encoder_attentions`, `decoder_attentions` and
+`cross_attentions`, with `num_hidden_layers` (= `num_encoder_layers`) in the config. The decoder takes no separate
+inputs: it reads the raw person embeddings of the same individuals (as DETR's decoder reads its object queries).
 
 This file travels with hub checkpoints (trust_remote_code), so it imports only torch, transformers and its sibling.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +27,8 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import Seq2SeqModelOutput
-from transformers.utils import ModelOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.utils import ModelOutput, torch_compilable_check
 
 from .configuration_seq2king import Seq2KingConfig
 
@@ -57,21 +65,55 @@ class Seq2KingEmbeddings(nn.Module):
         return self.dropout(embeddings + code), embeddings
 
 
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax(QK^T * scaling + mask) V with explicit weights; query/key/value (B, H, L, D), output (B, L, H, D).
+
+    The returned weights are those before attention dropout (what attention maps show)."""
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    context = torch.matmul(F.dropout(weights, p=dropout, training=module.training), value)
+    return context.transpose(1, 2).contiguous(), weights
+
+
+def key_padding_bias(key_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(batch, keys) bool, True on real individuals -> (batch, 1, 1, keys) additive mask, read by sdpa and eager."""
+    bias = torch.zeros(key_mask.shape, dtype=dtype, device=key_mask.device)
+    return bias.masked_fill(~key_mask, torch.finfo(dtype).min)[:, None, None, :]
+
+
 class Seq2KingAttention(nn.Module):
-    """Multi-head attention with a key padding mask; scaled_dot_product_attention when weights are not needed."""
+    """Multi-head attention with a key padding mask, through `ALL_ATTENTION_FUNCTIONS` (sdpa, eager, ...).
+
+    The projections are tagged for `_init_weights`: queries, keys and values get the Xavier-uniform bound of torch's
+    packed (3 d, d) in-projection, the output projection Kaiming-uniform, all with zero biases.
+    """
 
     def __init__(self, config: Seq2KingConfig):
         super().__init__()
         self.config = config
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
         self.dropout = config.attention_probs_dropout_prob
+        self.is_causal = False
         self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
-        for projection in (self.q_proj, self.k_proj, self.v_proj, self.o_proj):
-            projection._seq2king_attention_projection = True  # initialised by the attention branch of _init_weights
+        for projection in (self.q_proj, self.k_proj, self.v_proj):
+            projection._seq2king_init = "packed_in_projection"
+        self.o_proj._seq2king_init = "out_projection"
 
     def _heads(self, states: torch.Tensor) -> torch.Tensor:
         batch, length, _ = states.shape
@@ -81,29 +123,29 @@ class Seq2KingAttention(nn.Module):
         self,
         hidden_states: torch.Tensor,
         key_value_states: torch.Tensor | None = None,
-        key_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """key_mask: (batch, keys) bool, True on real individuals. Returns the output and, when asked, the weights."""
+        """attention_mask: (batch, 1, 1, keys) additive (`key_padding_bias`). Returns the output and, when asked,
+        the weights."""
         source = hidden_states if key_value_states is None else key_value_states
         query, key = self._heads(self.q_proj(hidden_states)), self._heads(self.k_proj(source))
         value = self._heads(self.v_proj(source))
-        dropout = self.dropout if self.training else 0.0
-        mask = None if key_mask is None else key_mask[:, None, None, :]
-        weights = None
-        # attn_implementation="eager" (or a request for the weights) computes the softmax explicitly.
-        if output_attentions or self.config._attn_implementation == "eager":
-            scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_dim)
-            if mask is not None:
-                scores = scores.masked_fill(~mask, float("-inf"))
-            weights = torch.softmax(scores.float(), dim=-1).to(query.dtype)
-            context = torch.matmul(F.dropout(weights, p=dropout, training=self.training), value)
-            weights = weights if output_attentions else None
-        else:
-            context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout)
-        batch, _, length, _ = context.shape
-        context = context.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
-        return self.o_proj(context), weights
+        attention: Callable = eager_attention_forward
+        if not output_attentions:  # only eager returns attention maps
+            attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+        context, weights = attention(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling=self.scaling,
+            dropout=self.dropout if self.training else 0.0,
+        )
+        batch, length = hidden_states.shape[:2]
+        context = context.reshape(batch, length, self.num_heads * self.head_dim)
+        return self.o_proj(context), weights if output_attentions else None
 
 
 class Seq2KingFeedForward(nn.Module):
@@ -129,8 +171,10 @@ class Seq2KingEncoderLayer(GradientCheckpointingLayer):
         self.feed_forward_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states, key_mask=None, output_attentions=False):
-        attended, weights = self.self_attn(hidden_states, key_mask=key_mask, output_attentions=output_attentions)
+    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
+        attended, weights = self.self_attn(
+            hidden_states, attention_mask=attention_mask, output_attentions=output_attentions
+        )
         hidden_states = self.self_attn_norm(hidden_states + self.dropout(attended))
         hidden_states = self.feed_forward_norm(hidden_states + self.dropout(self.feed_forward(hidden_states)))
         return hidden_states, weights
@@ -149,11 +193,13 @@ class Seq2KingDecoderLayer(GradientCheckpointingLayer):
         self.feed_forward_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states, encoder_hidden_states, key_mask=None, output_attentions=False):
-        attended, self_weights = self.self_attn(hidden_states, key_mask=key_mask, output_attentions=output_attentions)
+    def forward(self, hidden_states, encoder_hidden_states, attention_mask=None, output_attentions=False):
+        attended, self_weights = self.self_attn(
+            hidden_states, attention_mask=attention_mask, output_attentions=output_attentions
+        )
         hidden_states = self.self_attn_norm(hidden_states + self.dropout(attended))
         attended, cross_weights = self.cross_attn(
-            hidden_states, encoder_hidden_states, key_mask=key_mask, output_attentions=output_attentions
+            hidden_states, encoder_hidden_states, attention_mask=attention_mask, output_attentions=output_attentions
         )
         hidden_states = self.cross_attn_norm(hidden_states + self.dropout(attended))
         hidden_states = self.feed_forward_norm(hidden_states + self.dropout(self.feed_forward(hidden_states)))
@@ -166,16 +212,20 @@ class Seq2KingEncoder(nn.Module):
         self.layers = nn.ModuleList(Seq2KingEncoderLayer(config) for _ in range(config.num_encoder_layers))
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden_states, key_mask, output_attentions, output_hidden_states):
-        all_hidden = [hidden_states] if output_hidden_states else None
+    def forward(self, hidden_states, attention_mask, output_attentions, output_hidden_states):
+        """Hidden states as transformers collects them: each layer's input, then the normalised output."""
+        all_hidden = [] if output_hidden_states else None
         all_weights = [] if output_attentions else None
         for layer in self.layers:
-            hidden_states, weights = layer(hidden_states, key_mask, output_attentions)
             if output_hidden_states:
                 all_hidden.append(hidden_states)
+            hidden_states, weights = layer(hidden_states, attention_mask, output_attentions)
             if output_attentions:
                 all_weights.append(weights)
-        return self.norm(hidden_states), all_hidden, all_weights
+        hidden_states = self.norm(hidden_states)
+        if output_hidden_states:
+            all_hidden.append(hidden_states)
+        return hidden_states, all_hidden, all_weights
 
 
 class Seq2KingDecoder(nn.Module):
@@ -184,20 +234,23 @@ class Seq2KingDecoder(nn.Module):
         self.layers = nn.ModuleList(Seq2KingDecoderLayer(config) for _ in range(config.num_decoder_layers))
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden_states, encoder_hidden_states, key_mask, output_attentions, output_hidden_states):
-        all_hidden = [hidden_states] if output_hidden_states else None
+    def forward(self, hidden_states, encoder_hidden_states, attention_mask, output_attentions, output_hidden_states):
+        all_hidden = [] if output_hidden_states else None
         self_weights = [] if output_attentions else None
         cross_weights = [] if output_attentions else None
         for layer in self.layers:
-            hidden_states, self_attn, cross_attn = layer(
-                hidden_states, encoder_hidden_states, key_mask, output_attentions
-            )
             if output_hidden_states:
                 all_hidden.append(hidden_states)
+            hidden_states, self_attn, cross_attn = layer(
+                hidden_states, encoder_hidden_states, attention_mask, output_attentions
+            )
             if output_attentions:
                 self_weights.append(self_attn)
                 cross_weights.append(cross_attn)
-        return self.norm(hidden_states), all_hidden, self_weights, cross_weights
+        hidden_states = self.norm(hidden_states)
+        if output_hidden_states:
+            all_hidden.append(hidden_states)
+        return hidden_states, all_hidden, self_weights, cross_weights
 
 
 class Seq2KingPreTrainedModel(PreTrainedModel):
@@ -238,21 +291,20 @@ class Seq2KingPreTrainedModel(PreTrainedModel):
 
         nn.MultiheadAttention draws its packed (3 d, d) input projection from Xavier-uniform, i.e. U(+-sqrt(6 / 4d)),
         with zero biases, and zeroes its output bias; Linear layers use Kaiming-uniform; embeddings N(0, 1) with a zero
-        pad row.
+        pad row. The attention projections are reached as Linear layers (tagged by `Seq2KingAttention`): transformers
+        initialises a module for the parameters it holds itself, and the attention block holds none.
         """
-        if isinstance(module, Seq2KingAttention):
-            width = module.q_proj.in_features
-            bound = math.sqrt(6.0 / (width + 3 * width))
-            for projection in (module.q_proj, module.k_proj, module.v_proj):
-                init.uniform_(projection.weight, -bound, bound)
-                init.zeros_(projection.bias)
-            init.kaiming_uniform_(module.o_proj.weight, a=math.sqrt(5))
-            init.zeros_(module.o_proj.bias)
-        elif isinstance(module, nn.Linear):
-            if getattr(module, "_seq2king_attention_projection", False):
+        if isinstance(module, nn.Linear):
+            scheme = getattr(module, "_seq2king_init", None)
+            if scheme == "packed_in_projection":
+                bound = math.sqrt(6.0 / (module.in_features + 3 * module.in_features))
+                init.uniform_(module.weight, -bound, bound)
+                init.zeros_(module.bias)
                 return
             init.kaiming_uniform_(module.weight, a=math.sqrt(5))
-            if module.bias is not None:
+            if scheme == "out_projection":
+                init.zeros_(module.bias)
+            elif module.bias is not None:
                 bound = 1 / math.sqrt(module.weight.shape[1])
                 init.uniform_(module.bias, -bound, bound)
         elif isinstance(module, nn.Embedding):
@@ -271,22 +323,22 @@ class Seq2KingPreTrainedModel(PreTrainedModel):
 
 @dataclass
 class Seq2KingOutput(ModelOutput):
-    """Fields of every head: the decoder output, encoder output, hidden states and all attention weights.
+    """Output of every head: the loss and logits, then transformers' encoder-decoder fields (the layout of its
+    Seq2SeqSequenceClassifierOutput).
 
     `encoder_attentions`, `decoder_attentions` and `cross_attentions` are tuples with one (batch, heads, query, key)
     tensor per layer, as bertviz's `model_view(encoder_attention=..., decoder_attention=..., cross_attention=...)`
-    expects.
+    expects. `decoder_hidden_states[-1]` is the decoder output the head reads (the base model's `last_hidden_state`).
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
-    last_hidden_state: torch.FloatTensor | None = None
-    encoder_last_hidden_state: torch.FloatTensor | None = None
-    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
     decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
     cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    encoder_last_hidden_state: torch.FloatTensor | None = None
+    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 class Seq2KingModel(Seq2KingPreTrainedModel):
@@ -322,17 +374,19 @@ class Seq2KingModel(Seq2KingPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if input_ids.max() >= self.config.vocab_size or input_ids.min() < 0:
-            raise ValueError(
-                f"input_ids must lie in [0, {self.config.vocab_size}); got {input_ids.min()}..{input_ids.max()}"
-            )
-        key_mask = self._key_mask(input_ids, attention_mask)
+        vocab_size = self.config.vocab_size
+        # A graph-friendly check: an error in eager mode, a runtime assertion under torch.compile / torch.export.
+        torch_compilable_check(
+            ((input_ids >= 0) & (input_ids < vocab_size)).all(),
+            lambda: f"input_ids must lie in [0, {vocab_size}); got {input_ids.min()}..{input_ids.max()}",
+        )
         encoder_inputs, decoder_inputs = self.embeddings(input_ids)
+        mask = key_padding_bias(self._key_mask(input_ids, attention_mask), encoder_inputs.dtype)
         encoded, encoder_hidden, encoder_weights = self.encoder(
-            encoder_inputs, key_mask, output_attentions, output_hidden_states
+            encoder_inputs, mask, output_attentions, output_hidden_states
         )
         decoded, decoder_hidden, decoder_weights, cross_weights = self.decoder(
-            decoder_inputs, encoded, key_mask, output_attentions, output_hidden_states
+            decoder_inputs, encoded, mask, output_attentions, output_hidden_states
         )
         output = Seq2SeqModelOutput(
             last_hidden_state=decoded,
@@ -350,13 +404,12 @@ def _head_output(loss, logits, outputs: Seq2SeqModelOutput, return_dict: bool) -
     output = Seq2KingOutput(
         loss=loss,
         logits=logits,
-        last_hidden_state=outputs.last_hidden_state,
-        encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-        encoder_hidden_states=outputs.encoder_hidden_states,
         decoder_hidden_states=outputs.decoder_hidden_states,
-        encoder_attentions=outputs.encoder_attentions,
         decoder_attentions=outputs.decoder_attentions,
         cross_attentions=outputs.cross_attentions,
+        encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+        encoder_hidden_states=outputs.encoder_hidden_states,
+        encoder_attentions=outputs.encoder_attentions,
     )
     return output if return_dict else output.to_tuple()
 
@@ -515,6 +568,8 @@ __all__ = [
     "Seq2KingForKinshipRegression",
     "Seq2KingForPopulationClassification",
     "Seq2KingOutput",
+    "eager_attention_forward",
+    "key_padding_bias",
     "masked_mse_loss",
     "sinusoidal_position_code",
 ]
