@@ -106,7 +106,8 @@ def test_embeddings_of_the_training_cohort_are_the_model_s(checkpoint):
     for start in range(0, len(persons), MAX_LENGTH):
         chunk = order[start : start + MAX_LENGTH]
         with torch.no_grad():
-            states = model(**tokenizer([[persons[i] for i in chunk]], return_tensors="pt")).last_hidden_state[0]
+            inputs = tokenizer([[persons[i] for i in chunk]], return_tensors="pt")
+            states = model.base_model(**inputs).last_hidden_state[0]
         expected[chunk] = states.numpy()
     np.testing.assert_allclose(decoder, expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="not in the model's cohort"):
@@ -139,7 +140,7 @@ def test_new_people_are_fitted_to_their_kinship_and_read_by_the_forward(checkpoi
     for start in range(0, 48, MAX_LENGTH):
         chunk = order[start : start + MAX_LENGTH]
         with torch.no_grad():
-            states = extended(torch.from_numpy(ids[chunk])[None], attention_mask=torch.ones(1, len(chunk)))
+            states = extended.base_model(torch.from_numpy(ids[chunk])[None], attention_mask=torch.ones(1, len(chunk)))
         expected[chunk] = states.last_hidden_state[0].numpy()
     np.testing.assert_allclose(decoder, expected, rtol=1e-4, atol=1e-5)
 

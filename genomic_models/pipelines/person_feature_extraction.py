@@ -161,10 +161,11 @@ class PersonFeatureExtractionPipeline(GenomicPipeline):
         }
 
     # -- internals ------------------------------------------------------------------------------------------------
-    def _run(self, token_ids: torch.Tensor, new_vectors: torch.Tensor, sequences: list, output_hidden: bool = False):
+    def _run(self, token_ids: torch.Tensor, new_vectors: torch.Tensor, sequences: list, base: bool = False):
         """The model on index sequences into the cohort; new people's embeddings come from `new_vectors` (rows in
         cohort order of the unknown people) through a hook on the person embedding, everyone else's from the model.
-        Returns the head's (or base model's) outputs and the (batch, width) cohort indices (-1 on padding)."""
+        Returns the head's (with `base`, the base model's: its states) outputs and the (batch, width) cohort indices
+        (-1 on padding)."""
         config = self.model.config
         device = self.device
         new_row = torch.cumsum((token_ids < 0).long(), 0) - 1  # row of each unknown person in new_vectors
@@ -187,7 +188,8 @@ class PersonFeatureExtractionPipeline(GenomicPipeline):
 
         handle = self.model.get_input_embeddings().register_forward_hook(swap)
         try:
-            outputs = self.model(placeholder, attention_mask=real.long().to(device))
+            model = self.model.base_model if base else self.model
+            outputs = model(placeholder, attention_mask=real.long().to(device))
         finally:
             handle.remove()
         return outputs, index
@@ -309,7 +311,7 @@ class PersonFeatureExtractionPipeline(GenomicPipeline):
         mine = sequences[rank::world]
         with torch.no_grad():
             for begin in range(0, len(mine), micro_batch_size):
-                outputs, index = self._run(token_ids, vectors, mine[begin : begin + micro_batch_size])
+                outputs, index = self._run(token_ids, vectors, mine[begin : begin + micro_batch_size], base=True)
                 states = outputs.encoder_last_hidden_state if kind == "encoder" else outputs.last_hidden_state
                 real = index >= 0
                 sums.index_add_(0, index[real], states[real.to(states.device)].double().cpu())
