@@ -479,3 +479,18 @@ class ChromoformerContractTest(AutoRegisteredRoles, ModelTesterMixin, unittest.T
 exclude_token_embedding_tests(
     ChromoformerContractTest, "inputs are real-valued histone-mark signals projected by a linear layer"
 )
+
+
+def test_attention_models_default_to_sdpa():
+    """Every attention architecture declares SDPA support, so a model built or loaded without an explicit choice runs
+    scaled_dot_product_attention rather than falling back to eager (haplotype-dss has no attention and stays eager)."""
+    chosen = {
+        config_class.model_type: model_class(config_class(**tiny)).config._attn_implementation
+        for config_class, model_class, tiny in [
+            (PolygeneConfig, PolygeneModel, PolygeneModelTester(None).get_config().to_diff_dict()),
+            (GPerceiverConfig, GPerceiverModel, GPerceiverModelTester(None).get_config().to_diff_dict()),
+            (Seq2KingConfig, Seq2KingModel, Seq2KingModelTester(None).get_config().to_diff_dict()),
+            (ChromoformerConfig, ChromoformerModel, ChromoformerModelTester(None).get_config().to_diff_dict()),
+        ]
+    }
+    assert chosen == {"polygene": "sdpa", "gperceiver": "sdpa", "seq2king": "sdpa", "chromoformer": "sdpa"}

@@ -453,6 +453,8 @@ class GPerceiverPreTrainedModel(PreTrainedModel):
     base_model_prefix = "gperceiver"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
+    # Attention goes through transformers' interface: SDPA by default, eager on request (or for attention maps).
+    _supports_sdpa = True
     _no_split_modules = ["GPerceiverCrossAttention", "GPerceiverSelfAttention"]
     # Pretraining losses are sums over target loci divided by `num_items_in_batch` (Trainer counts labels != -100,
     # one per target locus), so the logged loss is exact over ranks and accumulation steps.
