@@ -16,12 +16,14 @@ from .haplotype import (
     original_mask_counts,
     stable_row_seed,
 )
+from .imputation import DataCollatorForGenotypeImputation, haplotype_bank
 from .kinship import DataCollatorForKinship
 from .single_cell import DataCollatorForPolygeneMLM, collate_cells
 
 __all__ = [
     "DataCollatorForKinship",
     "DataCollatorForExpressionRegression",
+    "DataCollatorForGenotypeImputation",
     "DataCollatorForGenotypeMLM",
     "DataCollatorForHaplotypeMLM",
     "DataCollatorForPolygeneMLM",
@@ -31,6 +33,7 @@ __all__ = [
     "MAF_BIN_EDGES",
     "allele_frequency_log_weights",
     "genotype_labels",
+    "haplotype_bank",
     "gumbel_top_k",
     "maf_bins",
     "original_mask_counts",
