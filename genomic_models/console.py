@@ -26,6 +26,7 @@ ENTRY_POINTS = {
     "genomic-models-generate-cells": "genomic_models.training_scripts.generate_expression:main",
     "genomic-models-simulate-chromatin": "genomic_models.data.cli:simulate_chromatin_main",
     "genomic-models-run-chromoformer": "genomic_models.training_scripts.run_chromoformer:main",
+    "genomic-models-impute": "genomic_models.imputation.cli:main",
     "genomic-models-convert-chromoformer": (
         "genomic_models.models.chromoformer.convert_chromoformer_original_checkpoint:main"
     ),

@@ -42,4 +42,12 @@ def register_pipeline_task(
     PIPELINE_TASKS[task] = PipelineTask(task, pipeline_class, tuple(model_classes), tuple(model_types))
 
 
-__all__ = ["PIPELINE_TASKS", "PipelineTask", "register_pipeline_task"]
+# Each task's module, then its registration (one call per task).
+from ..models.haplotype_dss import HaplotypeDSSForMaskedLM  # noqa: E402
+from .genotype_imputation import GenotypeImputationPipeline  # noqa: E402
+
+register_pipeline_task(
+    "genotype-imputation", GenotypeImputationPipeline, (HaplotypeDSSForMaskedLM,), ("haplotype-dss",)
+)
+
+__all__ = ["PIPELINE_TASKS", "PipelineTask", "register_pipeline_task", "GenotypeImputationPipeline"]
