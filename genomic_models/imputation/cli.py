@@ -43,15 +43,19 @@ def main(argv: list[str] | None = None):
     parser.add_argument("--batch_size", type=int, default=64, help="People per forward pass.")
     parser.add_argument("--summary_json", default=None, help="Also write the summary as JSON to this file.")
     parser.add_argument("--trust_remote_code", action="store_true", help="Allow code from Hub checkpoints.")
+    parser.add_argument("--cpu", action="store_true", help="Run on CPU even when a GPU is available.")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch_size must be positive")
 
+    import torch
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
     from .run import impute_vcf
 
-    state = PartialState()
+    # Without cpu=True, accelerate treats several CPU processes (torchrun, accelerate launch) as independent runs.
+    state = PartialState(cpu=args.cpu or parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
     try:
         if not os.path.exists(args.input):
             raise GenomicInputError(args.input, "no such file")

@@ -86,11 +86,34 @@ def open_vcf(path: str | os.PathLike, samples: list[str] | None = None):
         raise GenomicInputError(source, "no such file")
     try:
         reader = VCF(source, gts012=False, lazy=True, threads=1)
-    except (OSError, ValueError) as error:
+    except Exception as error:  # cyvcf2 raises a bare Exception for a header htslib rejects
+        check_samples(_header_samples(source), source)  # htslib's own complaint, duplicates, is not in the message
         raise GenomicInputError(source, f"not a readable VCF/BCF ({error})") from None
     if samples is not None:
         reader.set_samples(samples)
     return reader
+
+
+def _header_samples(source: str) -> list[str]:
+    """Sample ids of the #CHROM line, read without htslib (VCF, bgzipped VCF or BCF; both compress with BGZF)."""
+    import gzip
+
+    try:
+        with open(source, "rb") as handle:
+            compressed = handle.read(2) == b"\x1f\x8b"
+        with (gzip.open if compressed else open)(source, "rb") as handle:
+            head = b""
+            while b"#CHROM" not in head or not head.split(b"#CHROM", 1)[1].count(b"\n"):
+                block = handle.read(1 << 20)
+                if not block:
+                    break
+                head += block
+    except OSError:
+        return ["?"]  # unreadable: the caller reports the reader's own error
+    if b"#CHROM" not in head:
+        return ["?"]
+    line = head.split(b"#CHROM", 1)[1].split(b"\n", 1)[0].decode(errors="replace")
+    return line.split("\t")[9:] or ["?"]
 
 
 def check_samples(samples: list[str], source: str) -> None:
