@@ -94,7 +94,8 @@ def run_beagle(
 def read_imputed_vcf(path: str | os.PathLike, samples: list[str], sites: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Posteriors (people, sites, 3) and DR2 (sites,) of an imputed VCF at the given sites (chrom, pos, ref, alt).
 
-    Sites absent from the file, or written without GP (passed through unchanged), are NaN: not imputed.
+    Records without GP (Beagle's target markers, where it writes only GT) count as certain calls; sites absent from
+    the file and missing calls are NaN: not imputed.
     """
     from cyvcf2 import VCF
 
@@ -104,7 +105,7 @@ def read_imputed_vcf(path: str | os.PathLike, samples: list[str], sites: pd.Data
     }
     probabilities = np.full((len(samples), len(sites), 3), np.nan)
     dr2 = np.full(len(sites), np.nan)
-    reader = VCF(os.fspath(path), lazy=True)
+    reader = VCF(os.fspath(path))  # not lazy: cyvcf2 0.35 can crash reading GP of a lazily unpacked record
     try:
         order = [reader.samples.index(sample) for sample in samples]
     except ValueError as error:
@@ -114,9 +115,14 @@ def read_imputed_vcf(path: str | os.PathLike, samples: list[str], sites: pd.Data
             continue
         key = (normalize_chrom(variant.CHROM), variant.POS, variant.REF, variant.ALT[0])
         index = wanted.get(key)
-        if index is None or "GP" not in variant.FORMAT:
+        if index is None:
             continue
-        probabilities[:, index] = variant.format("GP")[order][:, :3]
+        if "GP" in variant.FORMAT:
+            probabilities[:, index] = variant.format("GP")[order][:, :3]
+        elif variant.genotype is not None:  # Beagle writes only GT at target markers, its missing calls filled
+            alleles = variant.genotype.array()[order, :2]
+            complete = (alleles >= 0).all(axis=1)
+            probabilities[complete, index] = np.eye(3)[alleles[complete].sum(axis=1)]
         value = variant.INFO.get("DR2")
         dr2[index] = float(value[0] if isinstance(value, tuple) else value) if value is not None else np.nan
     reader.close()

@@ -77,15 +77,19 @@ class SitePlan:
         return int((self.action == PASS_THROUGH).sum())
 
 
-def open_vcf(path: str | os.PathLike, samples: list[str] | None = None):
-    """A cyvcf2 reader of a VCF/BCF (plain or bgzipped), with errors naming the file."""
+def open_vcf(path: str | os.PathLike, samples: list[str] | None = None, lazy: bool = False):
+    """A cyvcf2 reader of a VCF/BCF (plain or bgzipped), with errors naming the file.
+
+    `lazy=True` skips unpacking FORMAT fields: only for passes that never read them (cyvcf2 0.35 can crash reading a
+    Float FORMAT field of a lazily unpacked record).
+    """
     from cyvcf2 import VCF
 
     source = os.fspath(path)
     if not os.path.exists(source):
         raise GenomicInputError(source, "no such file")
     try:
-        reader = VCF(source, gts012=False, lazy=True, threads=1)
+        reader = VCF(source, gts012=False, lazy=lazy, threads=1)
     except Exception as error:  # cyvcf2 raises a bare Exception for a header htslib rejects
         check_samples(_header_samples(source), source)  # htslib's own complaint, duplicates, is not in the message
         raise GenomicInputError(source, f"not a readable VCF/BCF ({error})") from None
@@ -130,7 +134,7 @@ def check_samples(samples: list[str], source: str) -> None:
 def plan_sites(path: str | os.PathLike, panel: ImputationPanel) -> SitePlan:
     """Match every record of the target to the panel (see the module docstring)."""
     source = os.fspath(path)
-    reader = open_vcf(source)
+    reader = open_vcf(source, lazy=True)
     samples = list(reader.samples)
     check_samples(samples, source)
     site_index = _panel_site_index(panel)
