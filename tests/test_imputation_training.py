@@ -56,7 +56,7 @@ def test_site_embedding_depends_on_the_site_not_on_padding():
         shifted = model(ids[:, 1:], gene_ids=gene, attention_mask=torch.ones_like(ids[:, 1:])).logits
     assert not torch.allclose(other_gene, plain, atol=1e-3)
     assert not torch.allclose(shifted[0, 10:20], plain[0, 11:21], atol=1e-3)
-    assert sum(p.numel() for p in model.haplotype_dss.embeddings.site_embeddings.parameters()) == 2 * 40 * 4 + 4 * 8
+    assert sum(p.numel() for p in model.haplotype_dss.embeddings.site_embeddings.parameters()) == 2 * 40 * 4 * 4 + 4 * 8
 
 
 def test_collator_masks_as_the_scenarios_say(cohort):

@@ -57,10 +57,11 @@ class HaplotypeDSSConfig(PreTrainedConfig):
         alphabet: What a token means. `"haplotype"` (the original): one haplotype's letters R=0, A=1, N=2. `"genotype"`:
             a person's unphased genotype as its ALT allele count 0, 1, 2, with a missing call as [MASK]; the same
             network then predicts 3 genotype classes, which is what imputation of unphased targets needs.
-        site_embedding_size: Width of a learned vector per (gene, site position) added at every site (projected to
-            `hidden_size`); 0 (the original) disables it. Convolutions and DSS kernels are shift-equivariant, so
-            without it the network can only tell sites apart by their neighbourhood; imputation needs site-specific
-            LD, which this table supplies. Costs `num_genes * max_variants * site_embedding_size` parameters.
+        site_embedding_size: Width of a learned vector per (gene, site position, input state) added at every site
+            (projected to `hidden_size`); 0 (the original) disables it. Convolutions and DSS kernels are
+            shift-equivariant, so without it the network can only tell sites apart by their neighbourhood, while
+            imputation needs site-specific LD. Costs `num_genes * max_variants * (num_allele_classes + 1) *
+            site_embedding_size` parameters.
         imputation_panel: The reference panel a genotype-alphabet model was trained on, so that target VCFs can be
             matched with the checkpoint alone: `{"chunks": [{"label", "chrom", "pos", "ref", "alt", "alt_frequency"},
             ...]}`, one entry per gene of `gene_vocab`, sites in chunk order (see `genomic_models.imputation`).

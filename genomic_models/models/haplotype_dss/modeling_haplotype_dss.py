@@ -76,15 +76,19 @@ class HaplotypeDSSEmbeddings(nn.Module):
 
 
 class HaplotypeDSSSiteEmbeddings(nn.Module):
-    """A learned vector per (gene, site position), projected to the hidden size: `config.site_embedding_size`.
+    """A learned vector per (gene, site position, input state), projected to the hidden size.
 
-    A site's position is its rank among the sequence's non-padded sites, so any padding side gives the same result.
+    States are the letters 0..num_allele_classes-1 and one more for [MASK]/[PAD]: a site's vector tells the network
+    both which site it is and what was observed there, which shift-invariant convolutions cannot. A site's position is
+    its rank among the sequence's non-padded sites, so any padding side gives the same result.
     """
 
     def __init__(self, config: HaplotypeDSSConfig):
         super().__init__()
         self.max_variants = config.max_variants
-        self.table = nn.Embedding(max(config.num_genes, 1) * config.max_variants, config.site_embedding_size)
+        self.states = config.num_allele_classes + 1
+        rows = max(config.num_genes, 1) * config.max_variants * self.states
+        self.table = nn.Embedding(rows, config.site_embedding_size)
         self.projection = nn.Linear(config.site_embedding_size, config.hidden_size, bias=False)
 
     def forward(
@@ -97,10 +101,11 @@ class HaplotypeDSSSiteEmbeddings(nn.Module):
             positions = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
         if positions.shape[1] and int(positions.max()) >= self.max_variants:
             raise ValueError(f"a sequence has more than config.max_variants={self.max_variants} sites")
-        rows = self.table.num_embeddings // self.max_variants
-        genes = gene_ids if gene_ids is not None and rows > 1 else torch.zeros_like(positions[:, 0])
-        vectors = self.projection(self.table(genes[:, None] * self.max_variants + positions))
-        return vectors.transpose(1, 2)
+        genes_in_table = self.table.num_embeddings // (self.max_variants * self.states)
+        genes = gene_ids if gene_ids is not None and genes_in_table > 1 else torch.zeros_like(positions[:, 0])
+        states = input_ids.clamp(0, self.states - 1)
+        rows = (genes[:, None] * self.max_variants + positions) * self.states + states
+        return self.projection(self.table(rows)).transpose(1, 2)
 
 
 class HaplotypeDSSResidualBlock(nn.Module):
