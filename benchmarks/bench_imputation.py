@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import tempfile
@@ -63,34 +62,32 @@ def model_panel(full, reference: list[str], min_maf: float, chunk_size: int):
     return keep, panel, tiled_chunks(panel.variants, chunk_size)
 
 
-def learning_curves(full, keep, panel, chunks, reference, args, workdir: Path) -> list[dict]:
+def learning_curve(full, keep, panel, chunks, reference, size: str, args, workdir: Path) -> dict:
+    """Train one size on 225 of the reference people, scoring the other 25 every sixth of the budget."""
+    from genomic_models import HaplotypeTokenizer
+
     validation = reference[::10]
     training = [sample for sample in reference if sample not in set(validation)]
     truth = panel.alt_allele_counts()[:, panel.sample_index(validation)].T.astype(np.int64)
     rng = np.random.default_rng(args.seed)
     masks = {"a": rng.random(truth.shape) < 0.2, "b": np.broadcast_to(keep % 10 != 0, truth.shape)}
     frequency = full.subset(keep, samples=training).alt_allele_frequency()
-    maf = np.minimum(frequency, 1 - frequency)
-    runs = []
-    for size in args.curve_sizes.split(","):
-        width, layers, site = SIZES[size]
-        recipe = replace(Recipe(), hidden_size=width, num_hidden_layers=layers, site_embedding_size=site)
-        print(f"learning curve {size}: {recipe.label()}", flush=True)
-        tokenizer_holder = {}
+    recipe = sized_recipe(size, args.seed)
+    tokenizer = HaplotypeTokenizer(model_max_length=max(len(chunk) for chunk in chunks))
+    print(f"learning curve {size}: {recipe.label()}", flush=True)
+    run = train_imputation_model(
+        panel, chunks, training, recipe, args.curve_cpu_minutes * 60, str(workdir / f"curve_{size}"),
+        evaluate=lambda model: score_scenarios(model, tokenizer, chunks, truth, masks, frequency),
+        evaluate_every=args.curve_cpu_minutes * 60 / 6,
+    )  # fmt: skip
+    result = {"size": size, "recipe": recipe.label(), "parameters": run.parameters, "curve": run.curve}
+    (workdir / f"curve_{size}.json").write_text(json.dumps(result, default=float))
+    return result
 
-        def evaluate(model, holder=tokenizer_holder):
-            return score_scenarios(model, holder["tokenizer"], chunks, truth, masks, maf)
 
-        from genomic_models import HaplotypeTokenizer
-
-        tokenizer_holder["tokenizer"] = HaplotypeTokenizer(model_max_length=max(len(chunk) for chunk in chunks))
-        run = train_imputation_model(
-            panel, chunks, training, recipe, args.curve_cpu_minutes * 60, str(workdir / f"curve_{size}"),
-            evaluate=evaluate, evaluate_every=args.curve_cpu_minutes * 60 / 6,
-        )  # fmt: skip
-        runs.append({"size": size, "recipe": recipe.label(), "parameters": run.parameters, "curve": run.curve})
-        print(json.dumps(runs[-1]), flush=True)
-    return runs
+def sized_recipe(size: str, seed: int) -> Recipe:
+    width, layers, site = SIZES[size]
+    return replace(Recipe(seed=seed), hidden_size=width, num_hidden_layers=layers, site_embedding_size=site)
 
 
 def plot_curves(runs: list[dict], path: Path) -> None:
@@ -122,6 +119,71 @@ def impute_with_command(checkpoint: Path, target: Path, output: Path) -> tuple[f
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def final_run(full, keep, panel, chunks, targets, reference, args, workdir: Path) -> dict:
+    """Train the chosen size on the 250 reference people, impute both scenarios with the command and Beagle, score."""
+    recipe = sized_recipe(args.size, args.seed)
+    run = train_imputation_model(panel, chunks, reference, recipe, args.cpu_minutes * 60, str(workdir / "trainer"))
+    checkpoint = workdir / "checkpoint"
+    run.model.save_pretrained(checkpoint)
+    run.tokenizer.save_pretrained(checkpoint)
+    print(f"trained {recipe.label()}: {run.steps} steps, {run.epochs:.1f} epochs, {run.cpu_seconds:.0f} CPU s")
+
+    write_vcf(full.subset(samples=reference), workdir / "reference.vcf.gz")
+    genetic_map = plink_map_from_gmap(GENETIC_MAP, workdir / "chr20.map")
+    truth_matrix = full.subset(samples=targets)
+    truth = truth_matrix.alt_allele_counts().T.astype(np.int64)  # (targets, all panel sites)
+    reference_frequency = full.subset(samples=reference).alt_allele_frequency()
+    in_model = np.zeros(len(full.variants), dtype=bool)
+    in_model[keep] = True
+    sites = full.variants[["chrom", "pos", "ref", "alt"]]
+    rng = np.random.default_rng(args.seed)
+    scenarios = {
+        "(a) 20 % of entries missing": unphased_targets(truth_matrix, "random", rng, mask_fraction=0.2),
+        "(b) every 10th site typed": unphased_targets(truth_matrix, "array", rng, every=10),
+    }
+    results = []
+    for scenario, target_matrix in scenarios.items():
+        name = scenario[1]
+        target = Path(write_vcf(target_matrix, workdir / f"target_{name}.vcf.gz"))
+        if name == "a":
+            hidden = (target_matrix.alleles < 0).any(axis=2).T
+        else:
+            hidden = np.broadcast_to(np.arange(len(full.variants)) % 10 != 0, truth.shape)
+        ours_wall, ours_cpu = impute_with_command(checkpoint, target, workdir / f"ours_{name}.vcf.gz")
+        ours, ours_dr2 = read_imputed_vcf(workdir / f"ours_{name}.vcf.gz", targets, sites)
+        beagle = run_beagle(workdir / "reference.vcf.gz", target, workdir / f"beagle_{name}", genetic_map, threads=1)
+        theirs, beagle_dr2 = read_imputed_vcf(beagle.output, targets, sites)
+        major = major_allele_probabilities(reference_frequency, len(targets))
+        for method, probabilities, dr2, wall, cpu in (
+            ("haplotype-dss", ours, ours_dr2, ours_wall, ours_cpu),
+            ("Beagle 5.4", theirs, beagle_dr2, beagle.seconds, beagle.cpu_seconds),
+            ("major allele", major, None, 0.0, 0.0),
+        ):
+            results.append(
+                {
+                    "scenario": scenario,
+                    "method": method,
+                    "model_sites": score(probabilities, truth, hidden & in_model[None, :], reference_frequency, dr2),
+                    "all_sites": score(probabilities, truth, hidden, reference_frequency, dr2),
+                    "wall": wall,
+                    "cpu": cpu,
+                }
+            )
+            print(scenario, method, json.dumps(results[-1]["model_sites"], default=float), flush=True)
+    final = {
+        "recipe": asdict(recipe),
+        "label": recipe.label(),
+        "training": {
+            "parameters": run.parameters, "cpu_seconds": run.cpu_seconds, "wall_seconds": run.wall_seconds,
+            "steps": run.steps, "epochs": run.epochs,
+            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        },
+        "results": results,
+    }  # fmt: skip
+    (workdir / "final.json").write_text(json.dumps(final, indent=2, default=float))
+    return final
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cpu_minutes", type=float, default=20.0, help="Training budget of the final model.")
@@ -129,6 +191,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--curves", action="store_true", help="Also run the learning curves (validation people).")
     parser.add_argument("--curve_sizes", default="S,M,L")
     parser.add_argument("--curve_cpu_minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--stage",
+        default="all",
+        help="all (default); or, to run parts in parallel processes sharing --output_dir: 'curve:SIZE' (one "
+        "learning curve), 'final' (train, impute, score), then 'report' (tables, plot, RESULTS.md from the saved "
+        "JSON files)",
+    )
     parser.add_argument("--min_maf", type=float, default=0.01)
     parser.add_argument("--chunk_size", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
@@ -136,7 +205,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no_record", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # CPU seconds are the budget; one thread wastes none of them on spin-waits
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     if not PANEL.exists():
         raise SystemExit(f"{PANEL} is missing: install the Debian package shapeit4-example")
     workdir = Path(args.output_dir or tempfile.mkdtemp(prefix="bench_imputation_"))
@@ -148,82 +216,46 @@ def main(argv: list[str] | None = None) -> None:
     keep, panel, chunks = model_panel(full, reference, args.min_maf, args.chunk_size)
     print(f"{len(full.variants)} panel sites, {len(keep)} in the model's panel, {len(chunks)} chunks", flush=True)
 
-    runs = learning_curves(full, keep, panel, chunks, reference, args, workdir) if args.curves else []
-    if runs:
+    if args.stage.startswith("curve:"):
+        learning_curve(full, keep, panel, chunks, reference, args.stage.split(":", 1)[1], args, workdir)
+        return
+    if args.stage in ("all", "final"):
+        final_run(full, keep, panel, chunks, targets, reference, args, workdir)
+        if args.stage == "final":
+            return
+    elif args.stage != "report":
+        raise SystemExit(f"unknown --stage {args.stage!r}")
+    final = json.loads((workdir / "final.json").read_text())
+    runs = []
+    if args.curves:
+        for size in args.curve_sizes.split(","):
+            saved = workdir / f"curve_{size}.json"
+            if saved.exists():
+                runs.append(json.loads(saved.read_text()))
+            else:
+                runs.append(learning_curve(full, keep, panel, chunks, reference, size, args, workdir))
         plot_curves(runs, PLOT)
-
-    width, layers, site = SIZES[args.size]
-    recipe = replace(Recipe(seed=args.seed), hidden_size=width, num_hidden_layers=layers, site_embedding_size=site)
-    run = train_imputation_model(panel, chunks, reference, recipe, args.cpu_minutes * 60, str(workdir / "trainer"))
-    checkpoint = workdir / "checkpoint"
-    run.model.save_pretrained(checkpoint)
-    run.tokenizer.save_pretrained(checkpoint)
-    print(
-        f"trained {recipe.label()}: {run.steps} steps, {run.epochs:.1f} epochs, {run.cpu_seconds:.0f} CPU s", flush=True
-    )
-
-    write_vcf(full.subset(samples=reference), workdir / "reference.vcf.gz")
-    genetic_map = plink_map_from_gmap(GENETIC_MAP, workdir / "chr20.map")
-    truth_matrix = full.subset(samples=targets)
-    truth = truth_matrix.alt_allele_counts().T.astype(np.int64)  # (targets, all panel sites)
-    reference_frequency = full.subset(samples=reference).alt_allele_frequency()
-    maf = np.minimum(reference_frequency, 1 - reference_frequency)
-    in_model = np.zeros(len(full.variants), dtype=bool)
-    in_model[keep] = True
-    sites = full.variants[["chrom", "pos", "ref", "alt"]]
-    rng = np.random.default_rng(args.seed)
-    scenarios = {
-        "(a) 20 % of entries missing": unphased_targets(truth_matrix, "random", rng, mask_fraction=0.2),
-        "(b) every 10th site typed": unphased_targets(truth_matrix, "array", rng, every=10),
-    }
-    results = {}
-    for scenario, target_matrix in scenarios.items():
-        name = scenario[1]
-        target = write_vcf(target_matrix, workdir / f"target_{name}.vcf.gz")
-        if name == "a":
-            hidden = (target_matrix.alleles < 0).any(axis=2).T
-        else:
-            hidden = np.broadcast_to(np.arange(len(full.variants)) % 10 != 0, truth.shape)
-        ours_wall, ours_cpu = impute_with_command(checkpoint, Path(target), workdir / f"ours_{name}.vcf.gz")
-        ours, ours_dr2 = read_imputed_vcf(workdir / f"ours_{name}.vcf.gz", targets, sites)
-        beagle = run_beagle(workdir / "reference.vcf.gz", target, workdir / f"beagle_{name}", genetic_map, threads=1)
-        theirs, beagle_dr2 = read_imputed_vcf(beagle.output, targets, sites)
-        major = major_allele_probabilities(reference_frequency, len(targets))
-        for method, probabilities, dr2, wall, cpu in (
-            ("haplotype-dss", ours, ours_dr2, ours_wall, ours_cpu),
-            ("Beagle 5.4", theirs, beagle_dr2, beagle.seconds, beagle.cpu_seconds),
-            ("major allele", major, None, 0.0, 0.0),
-        ):
-            on_model_sites = score(probabilities, truth, hidden & in_model[None, :], maf, dr2)
-            everywhere = score(probabilities, truth, hidden, maf, dr2)
-            results[(scenario, method)] = {
-                "model_sites": on_model_sites, "all_sites": everywhere, "wall": wall, "cpu": cpu,
-            }  # fmt: skip
-        print(scenario, json.dumps({m: v["model_sites"] for (s, m), v in results.items() if s == scenario}), flush=True)
-
-    body = report(args, full, keep, chunks, recipe, run, runs, results, len(targets), len(reference))
+    body = report(args, full, keep, chunks, final, runs, len(targets), len(reference))
     print(body)
-    (workdir / "results.json").write_text(
-        json.dumps({f"{s} | {m}": v for (s, m), v in results.items()}, indent=2, default=float)
-    )
     if not args.no_record:
-        record("imputation", "Imputation of unphased targets: haplotype-dss vs Beagle 5.4 (1000 Genomes chr20)", body,
-               extra_versions=("cyvcf2", "pysam"))  # fmt: skip
+        title = "Imputation of unphased targets: haplotype-dss vs Beagle 5.4 (1000 Genomes chr20)"
+        record("imputation", title, body, extra_versions=("cyvcf2", "pysam"))
 
 
 def _value(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.3f}"
 
 
-def report(args, full, keep, chunks, recipe, run, runs, results, targets: int, reference: int) -> str:
+def report(args, full, keep, chunks, final: dict, runs: list[dict], targets: int, reference: int) -> str:
+    by_key = {(row["scenario"], row["method"]): row for row in final["results"]}
     rows = []
-    for (scenario, method), values in results.items():
-        model_sites, everywhere = values["model_sites"], values["all_sites"]
-        beagle = results[(scenario, "Beagle 5.4")]["model_sites"]
+    for row in final["results"]:
+        model_sites, everywhere = row["model_sites"], row["all_sites"]
+        beagle = by_key[(row["scenario"], "Beagle 5.4")]["model_sites"]
         rows.append(
             [
-                scenario,
-                method,
+                row["scenario"],
+                row["method"],
                 _value(model_sites["concordance"]),
                 _value(model_sites["iqs_per_snp"]),
                 _value(model_sites["iqs_per_snp_maf_above_3pct"]),
@@ -232,7 +264,7 @@ def report(args, full, keep, chunks, recipe, run, runs, results, targets: int, r
                 _value(everywhere["dosage_r2_maf_1-5%"]),
                 _value(everywhere["dosage_r2_maf_>5%"]),
                 _value(model_sites.get("dr2_calibration")),
-                f"{values['wall'] / targets:.3f} / {values['cpu'] / targets:.3f}",
+                f"{row['wall'] / targets:.3f} / {row['cpu'] / targets:.3f}",
             ]
         )
     quality = markdown_table(
@@ -242,18 +274,18 @@ def report(args, full, keep, chunks, recipe, run, runs, results, targets: int, r
         ],
         rows,
     )  # fmt: skip
+    stats = final["training"]
     training = markdown_table(
         ["model", "parameters", "CPU budget", "CPU s used", "wall s", "steps", "epochs", "peak RSS GiB"],
-        [[recipe.label(), run.parameters, f"{args.cpu_minutes:g} min", f"{run.cpu_seconds:.0f}",
-          f"{run.wall_seconds:.0f}", run.steps, f"{run.epochs:.1f}",
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f}"]],
+        [[final["label"], stats["parameters"], f"{args.cpu_minutes:g} min", f"{stats['cpu_seconds']:.0f}",
+          f"{stats['wall_seconds']:.0f}", stats["steps"], f"{stats['epochs']:.1f}", f"{stats['peak_rss_gib']:.2f}"]],
     )  # fmt: skip
     curves = ""
     if runs:
         curve_rows = [
-            [run_["recipe"], run_["parameters"], f"{point['cpu_seconds'] / 60:.1f}", point["steps"],
+            [run["recipe"], run["parameters"], f"{point['cpu_seconds'] / 60:.1f}", point["steps"],
              f"{point['epoch']:.1f}", _value(point["a_iqs"]), _value(point["b_iqs"])]
-            for run_ in runs for point in run_["curve"]
+            for run in runs for point in run["curve"]
         ]  # fmt: skip
         curves = (
             "\n\nLearning curves (per-SNP IQS of 25 validation people, every 10th of the 250, the model trained on "
@@ -264,7 +296,7 @@ def report(args, full, keep, chunks, recipe, run, runs, results, targets: int, r
         f"Data: 1000 Genomes chr20:1-4 Mb (Debian shapeit4-example), {len(full.variants)} sites. Targets: {targets} "
         f"people (every 6th), given unphased; reference: the other {reference} (both imputers). Model panel: "
         f"{len(keep)} biallelic SNPs with MAF > {args.min_maf:g} in the reference, {len(chunks)} chunks of at most "
-        f"{args.chunk_size}. Recipe: {json.dumps(asdict(recipe))}.\n\n"
+        f"{args.chunk_size}. Recipe: {json.dumps(final['recipe'])}.\n\n"
         "Concordance, IQS (Lin et al. 2010, posterior-weighted 3x3 tables averaged over SNPs) and DR2 calibration "
         "(Pearson r across sites of the imputer's DR2 with the true per-site dosage r²) are over the hidden entries at "
         "the model's panel sites, for every method alike; dosage r² per MAF bin (pooled over the bin's hidden entries) "

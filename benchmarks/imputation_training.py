@@ -208,13 +208,15 @@ def impute_in_memory(model, tokenizer, panel_chunks, counts: np.ndarray, batch_s
     return probabilities
 
 
-def score_scenarios(model, tokenizer, panel_chunks, truth: np.ndarray, masks: dict[str, np.ndarray], maf: np.ndarray):
+def score_scenarios(
+    model, tokenizer, panel_chunks, truth: np.ndarray, masks: dict[str, np.ndarray], alt_frequency: np.ndarray
+):
     """Per scenario, the report of `imputation_report` on the masked entries (truth: people x sites)."""
     scores = {}
     for name, masked in masks.items():
         counts = np.where(masked, -1, truth)
         probabilities = impute_in_memory(model, tokenizer, panel_chunks, counts)
-        report = imputation_report(probabilities, truth, masked, maf)
+        report = imputation_report(probabilities, truth, masked, alt_frequency)
         scores[f"{name}_iqs"] = report["iqs_per_snp"]
         scores[f"{name}_iqs_maf3"] = report["iqs_per_snp_maf_above_3pct"]
         scores[f"{name}_concordance"] = report["concordance"]

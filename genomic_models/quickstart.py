@@ -170,21 +170,20 @@ def impute_held_out(checkpoint: Path, cohort_vcf: Path, held_out: list[str], see
     site_index = sites.merge(truth.variants.reset_index(), on=columns, how="left")["index"].to_numpy()
     true_counts = truth.alt_allele_counts()[site_index].T
     masked = (targets.alleles[site_index] < 0).any(axis=2).T
-    maf = np.minimum(frequency, 1 - frequency)
 
     imputed = folder / "imputed.vcf.gz"
     start = time.perf_counter()
     impute(["--model", str(checkpoint), "--input", str(folder / "targets.vcf.gz"), "--output", str(imputed)])
     seconds = time.perf_counter() - start
     ours, dr2 = read_imputed_vcf(imputed, held_out, sites)
-    results = {"haplotype-dss": {**score(ours, true_counts, masked, maf, dr2), "seconds": seconds}}
+    results = {"haplotype-dss": {**score(ours, true_counts, masked, frequency, dr2), "seconds": seconds}}
     if shutil.which("beagle"):
         write_vcf(cohort.subset(samples=training_people), folder / "reference.vcf.gz")
         beagle = run_beagle(folder / "reference.vcf.gz", folder / "targets.vcf.gz", folder / "beagle", seed=seed)
         theirs, beagle_dr2 = read_imputed_vcf(beagle.output, held_out, sites)
-        results["Beagle 5.4"] = {**score(theirs, true_counts, masked, maf, beagle_dr2), "seconds": beagle.seconds}
+        results["Beagle 5.4"] = {**score(theirs, true_counts, masked, frequency, beagle_dr2), "seconds": beagle.seconds}
     major = major_allele_probabilities(frequency, len(held_out))
-    results["major allele"] = {**score(major, true_counts, masked, maf), "seconds": 0.0}
+    results["major allele"] = {**score(major, true_counts, masked, frequency), "seconds": 0.0}
     return {
         name: {key: values[key] for key in ("concordance", "iqs_per_snp", "scored_genotypes", "seconds")}
         for name, values in results.items()

@@ -144,11 +144,16 @@ def test_dr2_and_report_against_hand_computed_values():
     np.testing.assert_allclose(estimated_dosage_r2(blurred), expected)
 
     scored = np.ones_like(truth, dtype=bool)
-    maf = np.array([0.005, 0.02, 0.2, 0.4])
-    report = imputation_report(exact, truth, scored, maf, dr2=np.array([1.0, 0.9, 0.8, 0.7]))
+    alt_frequency = np.array([0.005, 0.98, 0.2, 0.6])  # MAF 0.5 %, 2 %, 20 %, 40 %
+    report = imputation_report(exact, truth, scored, alt_frequency, dr2=np.array([1.0, 0.9, 0.8, 0.7]))
     assert report["concordance"] == 1 and report["iqs_per_snp"] == pytest.approx(1)
     assert report["dosage_r2_maf_<1%"] == pytest.approx(1) and report["sites_maf_1-5%"] == 1
     assert report["iqs_per_snp_maf_above_3pct"] == pytest.approx(1)
+    # A constant call per site carries no information, even when the constant differs between the bin's sites.
+    both = np.array([0.3, 0.7, 0.2, 0.6])
+    major = np.broadcast_to(np.eye(3)[np.where(both > 0.5, 2, 0)], exact.shape)
+    constant = imputation_report(major, truth, scored, both)
+    assert np.isnan(constant["dosage_r2_maf_>5%"]) and constant["iqs_per_snp"] == pytest.approx(0)
 
 
 def test_run_mlm_trains_an_imputation_checkpoint(sim_cohort, tmp_path):

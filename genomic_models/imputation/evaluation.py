@@ -133,14 +133,12 @@ def score(
     probabilities: np.ndarray,
     truth: np.ndarray,
     scored: np.ndarray,
-    minor_allele_frequency: np.ndarray,
+    alt_frequency: np.ndarray,
     dr2: np.ndarray | None = None,
 ) -> dict[str, float]:
     """`imputation_report` over the scored entries the imputer answered (NaN posteriors count as not imputed)."""
     answered = np.isfinite(probabilities).all(axis=-1)
-    report = imputation_report(
-        np.nan_to_num(probabilities, nan=1 / 3), truth, scored & answered, minor_allele_frequency, dr2
-    )
+    report = imputation_report(np.nan_to_num(probabilities, nan=1 / 3), truth, scored & answered, alt_frequency, dr2)
     report["answered_share"] = float((scored & answered).sum() / max(scored.sum(), 1))
     return report
 

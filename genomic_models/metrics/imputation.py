@@ -158,7 +158,7 @@ def imputation_report(
     probabilities: np.ndarray,
     truth: np.ndarray,
     scored: np.ndarray,
-    minor_allele_frequency: np.ndarray,
+    alt_frequency: np.ndarray,
     dr2: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Imputation quality of genotype posteriors against the truth on the scored (masked) entries.
@@ -167,19 +167,22 @@ def imputation_report(
         probabilities: (people, sites, 3) posteriors of 0/1/2 ALT alleles.
         truth: (people, sites) true ALT counts.
         scored: (people, sites) bool, the entries that were hidden from the imputer.
-        minor_allele_frequency: (sites,) MAF in the reference panel, for the bins.
+        alt_frequency: (sites,) ALT allele frequency in the reference panel: MAF bins, and the minor allele whose
+            dose the pooled r² correlates.
         dr2: (sites,) the imputer's own DR2, for its calibration against the true per-site r².
 
     Returns:
         concordance (most likely genotype = truth); iqs_per_snp (Lin et al., posterior-weighted, averaged over sites
         where defined) overall and at MAF > 3 %; dosage_r2 pooled over the entries of each MAF bin (<1 %, 1-5 %,
-        >5 %: the squared correlation across all of the bin's genotypes, as imputation papers aggregate it);
+        >5 %: the squared correlation across all of the bin's genotypes of the minor-allele dose, as imputation
+        papers aggregate it, so that a constant call per site cannot score by differing between sites);
         mean per-site dosage r²; and, with `dr2`, dr2_calibration: the Pearson correlation across sites of DR2 with
         the true per-site r².
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     truth, scored = np.asarray(truth), np.asarray(scored, dtype=bool)
-    maf = np.asarray(minor_allele_frequency, dtype=np.float64)
+    alt_frequency = np.asarray(alt_frequency, dtype=np.float64)
+    maf = np.minimum(alt_frequency, 1 - alt_frequency)
     site_ids = np.broadcast_to(np.arange(truth.shape[1]), truth.shape)
     labels = np.where(scored, truth, -100)
     _, sites, iqs = per_snp_iqs(probabilities, labels, site_ids, classes=(0, 1, 2))
@@ -193,9 +196,11 @@ def imputation_report(
         "iqs_per_snp": _nanmean(iqs_by_site),
         "iqs_per_snp_maf_above_3pct": _nanmean(iqs_by_site[maf > 0.03]),
     }
+    alt_is_major = (alt_frequency > 0.5)[None, :]
+    minor_dose, minor_truth = np.where(alt_is_major, 2 - dose, dose), np.where(alt_is_major, 2 - truth, truth)
     for low, high, name in MAF_BINS:
         in_bin = scored & ((maf >= low) & (maf < high))[None, :]
-        dose_bin, truth_bin = dose[in_bin], truth[in_bin]
+        dose_bin, truth_bin = minor_dose[in_bin], minor_truth[in_bin]
         defined = in_bin.any() and dose_bin.std() > 0 and truth_bin.std() > 0
         report[f"dosage_r2_maf_{name}"] = (
             float(np.corrcoef(dose_bin, truth_bin)[0, 1] ** 2) if defined else float("nan")
