@@ -394,3 +394,38 @@ def test_console_command_prints_one_line(setup, tmp_path, subprocess_env):
     result = subprocess.run(command + arguments, capture_output=True, text=True, env=subprocess_env, timeout=120)
     lines = [line for line in result.stderr.splitlines() if line.startswith("genomic-models-impute")]
     assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr
+
+
+def test_checkpoint_by_hub_id(setup, imputed, tmp_path, subprocess_env):
+    from genomic_models.testing.hub_standin import HubStandIn
+
+    from .test_publishing import hub_env
+
+    target, output, _ = imputed
+    repository = "genomic-tester/imputer-tiny"
+    upload = (
+        "import sys\nfrom huggingface_hub import HfApi\napi = HfApi()\n"
+        "api.create_repo(sys.argv[1])\napi.upload_folder(folder_path=sys.argv[2], repo_id=sys.argv[1])\n"
+    )
+    with HubStandIn() as hub:
+        env = hub_env(subprocess_env, hub, tmp_path / "hf_home")
+        pushed = subprocess.run(
+            [sys.executable, "-c", upload, repository, str(setup.checkpoint)], env=env, capture_output=True, text=True
+        )
+        assert pushed.returncode == 0, pushed.stderr[-3000:]
+        from_hub = tmp_path / "from_hub.vcf.gz"
+        command = [sys.executable, "-m", "genomic_models.imputation.cli", "--model", repository]
+        result = subprocess.run(
+            command + ["--input", str(target.path), "--output", str(from_hub), "--batch_size", "5"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert read_records(from_hub) == read_records(output)
+
+
+def test_the_pipeline_module_travels():
+    from genomic_models.pipelines import genotype_imputation
+
+    from .helpers.travelling import CORE_IMPORTS, assert_imports_travel
+
+    assert_imports_travel(Path(genotype_imputation.__file__), siblings=(), allowed=CORE_IMPORTS)
