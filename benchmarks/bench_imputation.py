@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         "learning curve), 'final' (train, impute, score), then 'report' (tables, plot, RESULTS.md from the saved "
         "JSON files)",
     )
-    parser.add_argument("--min_maf", type=float, default=0.01)
+    parser.add_argument("--min_maf", type=float, default=0.03)
     parser.add_argument("--chunk_size", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_dir", default=None)

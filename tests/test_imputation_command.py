@@ -167,17 +167,15 @@ def test_matching_flipping_pass_through_and_summary(setup, imputed):
     target, output, summary = imputed
     records = read_records(output)
     assert summary.typed_sites == len(target.typed) and summary.flipped_sites == len(target.flipped)
-    assert summary.passed_through == {
-        "position not in the panel": len(target.off_panel),
-        "alleles differ from the panel site's": len(target.mismatched),
-    }
+    assert summary.passed_through == {"position not in the panel": len(target.off_panel)}
+    assert summary.refused == {"alleles differ from the panel site's": len(target.mismatched)}
     untyped = PANEL_SITES - len(target.typed) - len(target.flipped)
     assert summary.imputed_sites == untyped and summary.not_imputed == {}
     assert summary.missing_calls_filled == target.missing_calls and summary.typed_calls == target.typed_calls
     assert summary.dropped_format_fields == {"DP": len(target.typed) + len(target.flipped)}
     assert summary.records_written == len(records) == len(target.lines) + untyped
     text = summary.format()
-    for phrase in ("matched", "flipped", "passed through", "alleles differ", "imputed (absent from the target"):
+    for phrase in ("matched", "flipped", "passed through", "refused", "alleles differ", "imputed (absent from the"):
         assert phrase in text
 
     positions = [int(record[1]) for record in records]

@@ -27,6 +27,12 @@ from .panel import ImputationPanel
 
 PASS_THROUGH, TYPED, FLIPPED = 0, 1, 2
 MAX_EXAMPLES = 3
+OFF_PANEL_POSITION = "position not in the panel"
+OFF_PANEL_CHROMOSOME = "chromosome not in the panel"
+ALLELE_MISMATCH = "alleles differ from the panel site's"
+DUPLICATE = "duplicate of an earlier record of the same panel site"
+# Records at a panel site that the model does not use (written unchanged; the panel site is imputed as untyped).
+REFUSALS = frozenset({ALLELE_MISMATCH, DUPLICATE})
 
 
 @dataclass
@@ -166,7 +172,7 @@ def plan_sites(path: str | os.PathLike, panel: ImputationPanel) -> SitePlan:
             action, site = PASS_THROUGH, -1
             if candidates is None:
                 in_panel = normalize_chrom(chrom) in site_index.chromosomes
-                reasons.add("position not in the panel" if in_panel else "chromosome not in the panel", record)
+                reasons.add(OFF_PANEL_POSITION if in_panel else OFF_PANEL_CHROMOSOME, record)
             else:
                 position_matches += 1
                 alternates = list(variant.ALT)
@@ -193,7 +199,7 @@ def plan_sites(path: str | os.PathLike, panel: ImputationPanel) -> SitePlan:
                         "alleles differ from the panel site's", f"{record} {reference}/{alternate} vs {expected}"
                     )
                 elif typed_record[site] >= 0:
-                    reasons.add("duplicate of an earlier record of the same panel site", record)
+                    reasons.add(DUPLICATE, record)
                     action, site = PASS_THROUGH, -1
                 else:
                     typed_record[site] = record_number

@@ -22,7 +22,7 @@ from ..data.chunks import normalize_chrom
 from ..errors import GenomicInputError
 from ..inference import gather_in_input_order, process_block, progress
 from ..metrics.imputation import estimated_dosage_r2
-from .matching import FLIPPED, PASS_THROUGH, SitePlan, open_vcf, plan_sites
+from .matching import FLIPPED, PASS_THROUGH, REFUSALS, SitePlan, open_vcf, plan_sites
 from .panel import ImputationPanel
 from .writer import BgzipWriter, format_genotypes, format_info, output_header
 
@@ -40,7 +40,8 @@ class ImputationSummary:
     flipped_sites: int
     imputed_sites: int
     passed_through: dict[str, int]
-    pass_through_examples: dict[str, list[str]]
+    refused: dict[str, int]
+    examples: dict[str, list[str]]
     not_imputed: dict[str, int]
     typed_calls: int
     missing_calls_filled: int
@@ -64,11 +65,13 @@ class ImputationSummary:
             f"{self.flipped_sites} with REF/ALT swapped: flipped for the model, written in the target's orientation)",
             f"    missing calls imputed at typed sites: {self.missing_calls_filled} of {self.typed_calls}",
         ]
-        passed = sum(self.passed_through.values())
-        lines.append(f"    passed through unchanged (not used by the model): {passed}")
-        for reason, count in sorted(self.passed_through.items(), key=lambda item: -item[1]):
-            examples = ", ".join(self.pass_through_examples.get(reason, []))
-            lines.append(f"      {count}: {reason} (e.g. {examples})")
+        for title, reasons in (
+            ("passed through unchanged (not panel sites)", self.passed_through),
+            ("refused at panel sites (written unchanged; the panel site is imputed as untyped)", self.refused),
+        ):
+            lines.append(f"    {title}: {sum(reasons.values())}")
+            for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+                lines.append(f"      {count}: {reason} (e.g. {', '.join(self.examples.get(reason, []))})")
         lines.append(f"  panel sites: {self.panel_sites}")
         lines.append(f"    imputed (absent from the target, INFO/IMP): {self.imputed_sites}")
         not_imputed = sum(self.not_imputed.values())
@@ -132,11 +135,11 @@ class _ChunkImputer:
         items = ({"chunk": chunk.label, "genotypes": row} for row in typed_counts)
         description = f"chunk {index + 1}/{len(self.panel.chunks)} {chunk.label}"
         outputs = self.pipe(items, batch_size=self.batch_size)
-        local = [
-            output["probabilities"]
-            for output in progress(outputs, total=len(typed_counts), description=description, unit="sample")
-        ]
-        block = np.stack(local) if local else np.zeros((0, len(chunk), 3), dtype=np.float32)
+        block = np.empty((len(typed_counts), len(chunk), 3), dtype=np.float32)
+        for person, output in enumerate(
+            progress(outputs, total=len(typed_counts), description=description, unit="sample")
+        ):
+            block[person] = output["probabilities"]
         gathered = gather_in_input_order([block], self.state)
         return None if gathered is None else np.concatenate(gathered)
 
@@ -380,8 +383,9 @@ class _Stream:
             typed_sites=plan.typed,
             flipped_sites=plan.flipped,
             imputed_sites=self.imputed_sites,
-            passed_through=dict(plan.reasons.counts),
-            pass_through_examples=dict(plan.reasons.examples),
+            passed_through={key: count for key, count in plan.reasons.counts.items() if key not in REFUSALS},
+            refused={key: count for key, count in plan.reasons.counts.items() if key in REFUSALS},
+            examples=dict(plan.reasons.examples),
             not_imputed=dict(self.not_imputed),
             typed_calls=self.typed_calls,
             missing_calls_filled=self.missing_calls,
