@@ -37,18 +37,8 @@ CHECK = textwrap.dedent(
 def test_plain_install_has_only_the_genomic_models_top_level(tmp_path):
     target = tmp_path / "site"
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(REPO_ROOT),
-        ],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
+         str(REPO_ROOT)],
         check=True,
         capture_output=True,
     )
