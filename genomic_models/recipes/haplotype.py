@@ -192,6 +192,12 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
                 f"the model reads the {config.alphabet!r} alphabet but --alphabet is {data_args.alphabet!r}"
             )
         if data_args.alphabet == "genotype":
+            if vocab:
+                unknown = sorted(set(gene_vocabulary(prepared.train)) - set(vocab)) if prepared.train else []
+                if unknown:
+                    raise GenomicInputError(
+                        None, f"training chunks {unknown[:5]} are not in the model's panel: tile the same panel"
+                    )
             return self._imputation_collators(tokenizer, vocab, data_args, prepared, seed)
         common = {
             "tokenizer": tokenizer,
