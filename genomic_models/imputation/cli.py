@@ -29,7 +29,12 @@ def load_imputation_pipeline(model: str, device=None, trust_remote_code: bool = 
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise GenomicInputError(model, f"cannot load a checkpoint from it ({first_line})") from None
     ImputationPanel.from_config(config)
-    return pipeline("genotype-imputation", model=model, device=device, trust_remote_code=trust_remote_code)
+    pipe = pipeline("genotype-imputation", model=model, device=device, trust_remote_code=trust_remote_code)
+    if pipe.tokenizer is None:  # a checkpoint saved without its tokenizer: batching only needs the [PAD] id
+        from genomic_models.tokenization import HaplotypeTokenizer
+
+        pipe.tokenizer = HaplotypeTokenizer(model_max_length=config.max_variants)
+    return pipe
 
 
 def main(argv: list[str] | None = None):
