@@ -197,7 +197,8 @@ class _Stream:
 
     # -- the pass ----------------------------------------------------------------------------------------------------
     def run(self) -> None:
-        reader = open_vcf(self.plan.source, None if self.main else self.plan.samples[self.local])
+        idle = self.local.stop <= self.local.start  # more processes than sample batches: this one only follows along
+        reader = open_vcf(self.plan.source, None if self.main or idle else self.plan.samples[self.local])
         if self.main:
             self.writer = BgzipWriter(self.output)
             self.writer.write(output_header(reader.raw_header, self.plan.target_chromosomes, self.model_name))
@@ -243,7 +244,7 @@ class _Stream:
         site = int(self.plan.panel_site[record_number])
         chunk = int(self.chunk_of_site[site])
         if not self.main and self.local.stop <= self.local.start:
-            calls = np.zeros((0, 3), dtype=np.int16)  # more processes than sample batches: nothing to read here
+            calls = np.zeros((0, 3), dtype=np.int16)  # an idle process (see run): no samples to read
         else:
             calls = self._diploid_calls(variant, chrom)
         alleles = calls[:, :2]
