@@ -50,6 +50,7 @@ PANEL = Path("/usr/share/doc/shapeit4/examples/test/reference.vcf.gz")
 GENETIC_MAP = Path("/usr/share/doc/shapeit4/examples/test/chr20.b37.gmap.gz")
 PLOT = Path(__file__).resolve().parent / "imputation_learning_curves.png"
 SIZES = {"S": (32, 2, 8), "M": (64, 4, 16), "L": (128, 6, 32)}  # width, DSS layers, site embedding
+SIZE_FIELDS = ("hidden_size", "num_hidden_layers", "site_embedding_size")
 
 
 def model_panel(full, reference: list[str], min_maf: float, chunk_size: int):
@@ -173,6 +174,8 @@ def final_run(full, keep, panel, chunks, targets, reference, args, workdir: Path
     final = {
         "recipe": asdict(recipe),
         "label": recipe.label(),
+        "label_size": args.size,
+        "cpu_budget_minutes": args.cpu_minutes,
         "training": {
             "parameters": run.parameters, "cpu_seconds": run.cpu_seconds, "wall_seconds": run.wall_seconds,
             "steps": run.steps, "epochs": run.epochs,
@@ -180,14 +183,14 @@ def final_run(full, keep, panel, chunks, targets, reference, args, workdir: Path
         },
         "results": results,
     }  # fmt: skip
-    (workdir / "final.json").write_text(json.dumps(final, indent=2, default=float))
+    (workdir / f"final_{args.size}.json").write_text(json.dumps(final, indent=2, default=float))
     return final
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cpu_minutes", type=float, default=20.0, help="Training budget of the final model.")
-    parser.add_argument("--size", default="M", choices=sorted(SIZES))
+    parser.add_argument("--size", default="S", choices=sorted(SIZES))
     parser.add_argument("--curves", action="store_true", help="Also run the learning curves (validation people).")
     parser.add_argument("--curve_sizes", default="S,M,L")
     parser.add_argument("--curve_cpu_minutes", type=float, default=10.0)
@@ -225,7 +228,9 @@ def main(argv: list[str] | None = None) -> None:
             return
     elif args.stage != "report":
         raise SystemExit(f"unknown --stage {args.stage!r}")
-    final = json.loads((workdir / "final.json").read_text())
+    finals = [json.loads(path.read_text()) for path in sorted(workdir.glob("final_*.json"))]
+    if not finals:
+        raise SystemExit(f"no final_SIZE.json in {workdir}: run --stage final first")
     runs = []
     if args.curves:
         for size in args.curve_sizes.split(","):
@@ -235,38 +240,59 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 runs.append(learning_curve(full, keep, panel, chunks, reference, size, args, workdir))
         plot_curves(runs, PLOT)
-    body = report(args, full, keep, chunks, final, runs, len(targets), len(reference))
+    body = report(args, full, keep, chunks, finals, runs, len(targets), len(reference))
     print(body)
     if not args.no_record:
         title = "Imputation of unphased targets: haplotype-dss vs Beagle 5.4 (1000 Genomes chr20)"
-        record("imputation", title, body, extra_versions=("cyvcf2", "pysam"))
+        command = None
+        if args.stage == "report":  # the stages that made the saved files, then this one
+            common = (
+                f"--output_dir DIR --cpu_minutes {args.cpu_minutes:g} --curve_cpu_minutes {args.curve_cpu_minutes:g}"
+            )
+            stages = [f"--stage curve:{size}" for size in args.curve_sizes.split(",")] if args.curves else []
+            stages += [f"--stage final --size {final['label_size']}" for final in finals if "label_size" in final]
+            stages += [f"--stage report{' --curves --curve_sizes ' + args.curve_sizes if args.curves else ''}"]
+            command = "; ".join(f"python benchmarks/bench_imputation.py {stage} {common}" for stage in stages)
+        record("imputation", title, body, extra_versions=("cyvcf2", "pysam"), command=command)
 
 
 def _value(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.3f}"
 
 
-def report(args, full, keep, chunks, final: dict, runs: list[dict], targets: int, reference: int) -> str:
-    by_key = {(row["scenario"], row["method"]): row for row in final["results"]}
+def report(args, full, keep, chunks, finals: list[dict], runs: list[dict], targets: int, reference: int) -> str:
+    """Markdown of the quality table (every final model, then Beagle and the major allele), training and curves."""
     rows = []
-    for row in final["results"]:
-        model_sites, everywhere = row["model_sites"], row["all_sites"]
-        beagle = by_key[(row["scenario"], "Beagle 5.4")]["model_sites"]
-        rows.append(
-            [
-                row["scenario"],
-                row["method"],
-                _value(model_sites["concordance"]),
-                _value(model_sites["iqs_per_snp"]),
-                _value(model_sites["iqs_per_snp_maf_above_3pct"]),
-                _value(model_sites["iqs_per_snp_maf_above_3pct"] - beagle["iqs_per_snp_maf_above_3pct"]),
-                _value(everywhere["dosage_r2_maf_<1%"]),
-                _value(everywhere["dosage_r2_maf_1-5%"]),
-                _value(everywhere["dosage_r2_maf_>5%"]),
-                _value(model_sites.get("dr2_calibration")),
-                f"{row['wall'] / targets:.3f} / {row['cpu'] / targets:.3f}",
-            ]
-        )
+    for scenario in dict.fromkeys(row["scenario"] for row in finals[0]["results"]):
+        by_method = {row["method"]: row for row in finals[0]["results"] if row["scenario"] == scenario}
+        beagle = by_method["Beagle 5.4"]["model_sites"]
+        ours = [
+            (f"haplotype-dss ({final['label']})", row)
+            for final in finals
+            for row in final["results"]
+            if row["scenario"] == scenario and row["method"] == "haplotype-dss"
+        ]
+        for method, row in [
+            *ours,
+            ("Beagle 5.4", by_method["Beagle 5.4"]),
+            ("major allele", by_method["major allele"]),
+        ]:
+            model_sites, everywhere = row["model_sites"], row["all_sites"]
+            rows.append(
+                [
+                    scenario,
+                    method,
+                    _value(model_sites["concordance"]),
+                    _value(model_sites["iqs_per_snp"]),
+                    _value(model_sites["iqs_per_snp_maf_above_3pct"]),
+                    _value(model_sites["iqs_per_snp_maf_above_3pct"] - beagle["iqs_per_snp_maf_above_3pct"]),
+                    _value(everywhere["dosage_r2_maf_<1%"]),
+                    _value(everywhere["dosage_r2_maf_1-5%"]),
+                    _value(everywhere["dosage_r2_maf_>5%"]),
+                    _value(model_sites.get("dr2_calibration")),
+                    f"{row['wall'] / targets:.3f} / {row['cpu'] / targets:.3f}",
+                ]
+            )
     quality = markdown_table(
         [
             "scenario", "method", "concordance", "IQS per SNP", "IQS, MAF > 3 %", "vs Beagle", "r² MAF < 1 %",
@@ -274,11 +300,15 @@ def report(args, full, keep, chunks, final: dict, runs: list[dict], targets: int
         ],
         rows,
     )  # fmt: skip
-    stats = final["training"]
     training = markdown_table(
         ["model", "parameters", "CPU budget", "CPU s used", "wall s", "steps", "epochs", "peak RSS GiB"],
-        [[final["label"], stats["parameters"], f"{args.cpu_minutes:g} min", f"{stats['cpu_seconds']:.0f}",
-          f"{stats['wall_seconds']:.0f}", stats["steps"], f"{stats['epochs']:.1f}", f"{stats['peak_rss_gib']:.2f}"]],
+        [
+            [final["label"], final["training"]["parameters"], f"{final['cpu_budget_minutes']:g} min",
+             f"{final['training']['cpu_seconds']:.0f}", f"{final['training']['wall_seconds']:.0f}",
+             final["training"]["steps"], f"{final['training']['epochs']:.1f}",
+             f"{final['training']['peak_rss_gib']:.2f}"]
+            for final in finals
+        ],
     )  # fmt: skip
     curves = ""
     if runs:
@@ -292,18 +322,44 @@ def report(args, full, keep, chunks, final: dict, runs: list[dict], targets: int
             "the other 225; `benchmarks/imputation_learning_curves.png`):\n\n"
             + markdown_table(["model", "parameters", "CPU min", "steps", "epochs", "IQS (a)", "IQS (b)"], curve_rows)
         )
+    recipe = {key: value for key, value in finals[0]["recipe"].items() if key not in SIZE_FIELDS}
+    gaps = []
+    for scenario in dict.fromkeys(row["scenario"] for row in finals[0]["results"]):
+        beagle = next(
+            row["model_sites"]["iqs_per_snp_maf_above_3pct"]
+            for row in finals[0]["results"]
+            if row["scenario"] == scenario and row["method"] == "Beagle 5.4"
+        )
+        best = max(
+            row["model_sites"]["iqs_per_snp_maf_above_3pct"]
+            for final in finals
+            for row in final["results"]
+            if row["scenario"] == scenario and row["method"] == "haplotype-dss"
+        )
+        gaps.append(f"{beagle - best:.3f} in {scenario} ({best:.3f} against {beagle:.3f})")
+    verdict = (
+        f"Goal: per-SNP IQS at MAF > 3 % within 0.02 of Beagle. The best model misses it by {'; by '.join(gaps)}. "
+        "Why: at this budget the model is compute-bound, not capacity-bound. Its IQS still rises with CPU time until "
+        "the cosine schedule ends, and the smaller model, which gets three times as many steps per CPU second, is "
+        "better at every point of the learning curves; every panel site has its own parameters (the site embedding) "
+        "and sees one training example per person and epoch, so quality follows the number of steps. lm-eQTL's model "
+        "needed 100 GPU epochs to reach IQS 0.98 on haplotypes. Beagle needs no training: its hidden Markov model "
+        "copies the 500 reference haplotypes directly at imputation time, which the network has to learn into its "
+        "weights from the same 250 people."
+    )
     return (
         f"Data: 1000 Genomes chr20:1-4 Mb (Debian shapeit4-example), {len(full.variants)} sites. Targets: {targets} "
         f"people (every 6th), given unphased; reference: the other {reference} (both imputers). Model panel: "
         f"{len(keep)} biallelic SNPs with MAF > {args.min_maf:g} in the reference, {len(chunks)} chunks of at most "
-        f"{args.chunk_size}. Recipe: {json.dumps(final['recipe'])}.\n\n"
+        f"{args.chunk_size}. Training recipe besides the size: {json.dumps(recipe)}.\n\n"
         "Concordance, IQS (Lin et al. 2010, posterior-weighted 3x3 tables averaged over SNPs) and DR2 calibration "
         "(Pearson r across sites of the imputer's DR2 with the true per-site dosage r²) are over the hidden entries at "
-        "the model's panel sites, for every method alike; dosage r² per MAF bin (pooled over the bin's hidden entries) "
-        "covers all sites, so the model's n/a marks bins outside its panel. 'vs Beagle' is the IQS difference at "
-        "MAF > 3 %. Beagle writes only GT at target markers, so in (a) its calls count as certain and it has no DR2 "
-        "there. Times are per target person, wall and CPU, one thread each.\n\n"
-        f"{quality}\n\nTraining (process CPU seconds, one thread):\n\n{training}{curves}\n"
+        "the model's panel sites, for every method alike; dosage r² per MAF bin (pooled over the bin's hidden entries, "
+        "minor-allele dose) covers all sites, so the model's n/a marks bins outside its panel. 'vs Beagle' is the IQS "
+        "difference at MAF > 3 %. Beagle writes only GT at target markers, so in (a) its calls count as certain and it "
+        "has no DR2 there. Times are per target person, wall and CPU, one thread each, on a machine shared with other "
+        "jobs (wall times are inflated; CPU times are not).\n\n"
+        f"{quality}\n\n{verdict}\n\nTraining (process CPU seconds, one thread):\n\n{training}{curves}\n"
     )
 
 

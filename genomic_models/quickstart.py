@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
             "--alphabet", "genotype",
             "--tile_size", "300",
             "--max_variants", "300",
-            "--config_overrides", "hidden_size=64,num_hidden_layers=2,state_size=16,site_embedding_size=16",
+            "--config_overrides", "hidden_size=32,num_hidden_layers=2,state_size=16,site_embedding_size=8",
             "--output_dir", str(output),
             "--do_train", "--do_eval",
             "--num_train_epochs", str(args.epochs),
