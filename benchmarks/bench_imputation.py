@@ -13,9 +13,12 @@ entries only.
 
 Learning curves (`--curves`): per model size, IQS on 25 validation people (every 10th of the 250, trained on the 225
 others) against training CPU seconds, so no choice is made on the 50 targets. The final model is then trained on all
-250 with the chosen size.
+250 with the chosen size (`--size`; several `--stage final` runs are reported side by side).
 
-    python benchmarks/bench_imputation.py --cpu_minutes 20 --curves
+    python benchmarks/bench_imputation.py --curves      # everything in one process (hours on a shared 2-core box)
+    # or in parallel processes sharing one folder, then the report:
+    python benchmarks/bench_imputation.py --stage curve:S --output_dir DIR   # and curve:M, final --size S, ...
+    python benchmarks/bench_imputation.py --stage report --curves --curve_sizes S,M --output_dir DIR
 """
 
 from __future__ import annotations
@@ -189,7 +192,7 @@ def final_run(full, keep, panel, chunks, targets, reference, args, workdir: Path
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cpu_minutes", type=float, default=20.0, help="Training budget of the final model.")
+    parser.add_argument("--cpu_minutes", type=float, default=12.0, help="Training budget of the final model.")
     parser.add_argument("--size", default="S", choices=sorted(SIZES))
     parser.add_argument("--curves", action="store_true", help="Also run the learning curves (validation people).")
     parser.add_argument("--curve_sizes", default="S,M,L")
