@@ -46,6 +46,7 @@ ENTRY_POINTS = {
     "genomic-models-haplotype-predict": "genomic_models.commands.haplotypes:haplotype_predict_main",
     "genomic-models-seq2king-embed": "genomic_models.commands.kinship:seq2king_embed_main",
     "genomic-models-seq2king-kinship": "genomic_models.commands.kinship:seq2king_kinship_main",
+    "genomic-models-impute": "genomic_models.commands.imputation:impute_main",
 }
 
 

@@ -33,6 +33,7 @@ TASKS = {
     "chromatin-expression-prediction": "chromoformer",
     "haplotype-feature-extraction": "haplotype-dss",
     "haplotype-expression-prediction": "haplotype-dss",
+    "genotype-imputation": "haplotype-dss",
     "kinship-prediction": "seq2king",
     "person-feature-extraction": "seq2king",
 }

@@ -19,6 +19,7 @@ from .haplotype import (
     maf_bins,
     original_mask_counts,
 )
+from .imputation import DataCollatorForGenotypeImputation, haplotype_bank
 from .kinship import DataCollatorForKinship
 from .randomness import CollatorEpochCallback, EpochSeededRandomness, content_key, stable_row_seed
 from .single_cell import DataCollatorForPolygeneMLM, collate_cells
@@ -29,6 +30,7 @@ __all__ = [
     "content_key",
     "DataCollatorForKinship",
     "DataCollatorForExpressionRegression",
+    "DataCollatorForGenotypeImputation",
     "DataCollatorForGenotypeMLM",
     "DataCollatorForHaplotypeMLM",
     "DataCollatorForPolygeneMLM",
@@ -38,6 +40,7 @@ __all__ = [
     "MAF_BIN_EDGES",
     "allele_frequency_log_weights",
     "genotype_labels",
+    "haplotype_bank",
     "gumbel_top_k",
     "maf_bins",
     "original_mask_counts",

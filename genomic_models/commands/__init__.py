@@ -13,6 +13,7 @@ main process gathers the results in input order and writes the output, and progr
     chromatin    genomic-models-chromoformer-predict chromatin-expression-prediction  bigWig/.npy + genes -> table
     haplotypes   genomic-models-haplotype-predict    haplotype-expression-prediction  phased VCF -> table
                  genomic-models-embed                haplotype-feature-extraction     phased VCF -> Parquet
+    imputation   genomic-models-impute               genotype-imputation              VCF/BCF -> imputed VCF.gz
     kinship      genomic-models-seq2king-embed       person-feature-extraction        VCF/PLINK/KING -> table + PNG
                  genomic-models-seq2king-kinship     kinship-prediction               cohort -> .kin0 or table
 

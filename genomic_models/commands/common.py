@@ -23,7 +23,9 @@ TABLE_SUFFIXES = (".tsv", ".tsv.gz", ".txt", ".txt.gz", ".csv", ".csv.gz", ".par
 class CheckpointArguments:
     """The checkpoint and how to run it."""
 
-    model_name_or_path: str = field(metadata={"help": "Checkpoint folder or hub id (with its tokenizer)."})
+    model_name_or_path: str = field(
+        metadata={"aliases": ["--model"], "help": "Checkpoint folder or hub id (with its tokenizer)."}
+    )
     batch_size: int = field(
         default=64, metadata={"help": "Items per forward pass (cells, individuals, genes, chunks, sequences)."}
     )

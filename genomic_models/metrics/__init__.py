@@ -9,7 +9,7 @@ from .allele_counts import masked_genotype_metrics, most_likely_genotypes, share
 from .attention import PersonAttentionAccumulator, attention_statistics, permutation_test, same_group_share
 from .clustering import cluster_embeddings, clustering_scores, label_agreement
 from .expression import expression_metrics
-from .genotype import genotype_metrics, genotype_probabilities, paired_genotype_labels
+from .genotype import genotype_metrics, genotype_probabilities, paired_genotype_labels, unphased_genotype_metrics
 from .imputation import imputation_metrics, masked_accuracy, per_class_recall, per_snp_iqs, pooled_iqs
 from .kinship import kinship_regression_metrics, token_accuracy
 from .phenotype import pearson_r, phenotype_metrics
@@ -46,6 +46,7 @@ __all__ = [
     "evaluate_module_path",
     "expression_metrics",
     "genotype_metrics",
+    "unphased_genotype_metrics",
     "genotype_probabilities",
     "masked_expression_metrics",
     "imputation_metrics",

@@ -118,4 +118,38 @@ def genotype_metrics(
     return metrics
 
 
-__all__ = ["GENOTYPE_CLASSES", "genotype_metrics", "genotype_probabilities", "paired_genotype_labels"]
+def unphased_genotype_metrics(
+    probabilities: np.ndarray, labels: np.ndarray, site_ids: np.ndarray | None = None, ignore_index: int = -100
+) -> dict[str, float]:
+    """Metrics of a genotype-alphabet model, which predicts the 0/1/2 genotype of unphased input directly.
+
+    Args:
+        probabilities: (n, L, 3) genotype posteriors.
+        labels: (n, L) true ALT allele counts at scored sites, `ignore_index` elsewhere.
+        site_ids: (n, L) SNP id of every position, for Lin et al.'s per-SNP IQS.
+
+    Returns:
+        genotype_accuracy, genotype_recall_{0,1,2}, genotype_iqs_pooled, genotype_sites and, with `site_ids`,
+        genotype_iqs_per_snp and genotype_iqs_snps: the names `genotype_metrics` gives the same quantities.
+    """
+    metrics = imputation_metrics(
+        np.asarray(probabilities, dtype=np.float64),
+        np.asarray(labels),
+        site_ids,
+        classes=GENOTYPE_CLASSES,
+        class_names=tuple(str(genotype) for genotype in GENOTYPE_CLASSES),
+        ignore_index=ignore_index,
+    )
+    renamed = {"masked_accuracy": "genotype_accuracy", "iqs_snps": "genotype_iqs_snps"}
+    result = {renamed.get(key, f"genotype_{key}"): value for key, value in metrics.items()}
+    result["genotype_sites"] = int((np.asarray(labels) != ignore_index).sum())
+    return result
+
+
+__all__ = [
+    "GENOTYPE_CLASSES",
+    "genotype_metrics",
+    "unphased_genotype_metrics",
+    "genotype_probabilities",
+    "paired_genotype_labels",
+]

@@ -169,6 +169,14 @@ def serve_registered_pipelines(config_class: type) -> None:
     config_class._serves_registered_pipelines = True
 
 
+def _impute_file(pipe, target, output, batch_size: int):
+    """The genotype-imputation pipeline's file path (`genomic_models.imputation.impute_vcf`), imported on first use so
+    that `import genomic_models` does not load the VCF machinery."""
+    from ..imputation.run import impute_vcf
+
+    return impute_vcf(pipe, target, output, batch_size=batch_size)
+
+
 def _register_tasks() -> None:
     """The tasks of this package, one `register_pipeline_task` call each (task names: README, "Pipelines").
 
@@ -179,13 +187,14 @@ def _register_tasks() -> None:
     from ..kinship import read_cohort_kinship
     from ..models.chromoformer import ChromoformerForSequenceClassification
     from ..models.gperceiver import GPerceiverForPhenotypePrediction
-    from ..models.haplotype_dss import HaplotypeDSSForExpressionRegression, HaplotypeDSSModel
+    from ..models.haplotype_dss import HaplotypeDSSForExpressionRegression, HaplotypeDSSForMaskedLM, HaplotypeDSSModel
     from ..models.polygene import PolygeneForMaskedLM, PolygeneForSequenceClassification, PolygeneModel
     from ..models.seq2king import Seq2KingForKinshipRegression
     from .cell_classification import CellClassificationPipeline
     from .cell_feature_extraction import CellFeatureExtractionPipeline
     from .cell_generation import CellGenerationPipeline
     from .chromatin_expression_prediction import ChromatinExpressionPredictionPipeline
+    from .genotype_imputation import GenotypeImputationPipeline
     from .haplotype_expression_prediction import HaplotypeExpressionPredictionPipeline
     from .haplotype_feature_extraction import HaplotypeFeatureExtractionPipeline
     from .kinship_prediction import KinshipPredictionPipeline
@@ -234,6 +243,10 @@ def _register_tasks() -> None:
         (HaplotypeDSSForExpressionRegression,),
         ("haplotype-dss",),
     )
+    register_pipeline_task(
+        "genotype-imputation", GenotypeImputationPipeline, (HaplotypeDSSForMaskedLM,), ("haplotype-dss",)
+    )
+    GenotypeImputationPipeline.file_imputer = staticmethod(_impute_file)
     # seq2king
     register_pipeline_task(
         "kinship-prediction", KinshipPredictionPipeline, (Seq2KingForKinshipRegression,), ("seq2king",)

@@ -19,13 +19,17 @@ and flat siblings only).
 import numpy as np
 
 from .batched_pipeline import GenomicPipeline, given
-from .haplotype_feature_extraction import encode_person, first_value
+from .haplotype_feature_extraction import encode_person, first_value, require_haplotype_alphabet
 
 
 class HaplotypeExpressionPredictionPipeline(GenomicPipeline):
     """Expression of a person's gene from both haplotypes of its chunk, in the units of the training table."""
 
     accepted_architectures = ("HaplotypeDSSForExpressionRegression",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        require_haplotype_alphabet(self.model.config, "haplotype-expression-prediction")
 
     def split_parameters(self, gene=None, **kwargs):
         super().split_parameters(**kwargs)

@@ -224,6 +224,17 @@ def gene_index_of(config, gene: str | None) -> int:
     return config.gene_vocab.index(gene)
 
 
+def require_haplotype_alphabet(config, task: str) -> None:
+    """Refuse a genotype-alphabet checkpoint (an imputation model reads ALT allele counts, not haplotype letters: fed
+    haplotypes it would answer about other inputs than it was trained on)."""
+    if getattr(config, "alphabet", "haplotype") != "haplotype":
+        raise ValueError(
+            f"{task} reads phased haplotypes; {getattr(config, '_name_or_path', '') or 'this checkpoint'} has "
+            f"alphabet={config.alphabet!r} (an imputation model of unphased genotypes): use the genotype-imputation "
+            "pipeline with it"
+        )
+
+
 def encode_person(tokenizer, config, inputs, gene: str | None) -> dict:
     """Model tensors of one (person, gene) input, (1, variants, 2) so that transformers' batching pads variants."""
     genotypes, name, sample = haplotype_record(inputs, gene)
@@ -260,6 +271,10 @@ class HaplotypeFeatureExtractionPipeline(GenomicPipeline):
 
     From a checkpoint path the base model is loaded (any head's checkpoint serves); pass a loaded
     `HaplotypeDSSForMaskedLM` as `model=` to get pseudo-log-likelihoods with rolling masks as well."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        require_haplotype_alphabet(self.model.config, "haplotype-feature-extraction")
 
     def split_parameters(
         self, gene=None, method=None, stride=None, layer=None, combine=None, micro_batch_size=None, **kwargs

@@ -9,11 +9,12 @@ import numpy as np
 import torch
 
 from ..cards import ModelCardContext
-from ..collators import DataCollatorForGenotypeMLM, DataCollatorForHaplotypeMLM
+from ..collators import DataCollatorForGenotypeImputation, DataCollatorForGenotypeMLM, DataCollatorForHaplotypeMLM
+from ..collators.imputation import haplotype_bank
 from ..data.haplotypes import gene_vocabulary, load_haplotype_cohort, read_seed_layout, split_by_individual
 from ..data.samples import read_sample_list
 from ..errors import GenomicInputError
-from ..metrics.genotype import genotype_metrics
+from ..metrics.genotype import genotype_metrics, unphased_genotype_metrics
 from ..metrics.imputation import imputation_metrics
 from .base import MaskedModelingRecipe, PreparedData
 
@@ -62,6 +63,27 @@ class HaplotypeDataArguments:
             "person masked at the same sites; adds 0/1/2 genotype accuracy and IQS)."
         },
     )
+    alphabet: str = field(
+        default="haplotype",
+        metadata={
+            "help": "'haplotype' (the original: one haplotype per row, R/A/N letters) or 'genotype' (imputation: a "
+            "person's unphased ALT allele counts, masked as VCFs are; the checkpoint stores its panel's sites and "
+            "serves genomic-models-impute). Genotype models need --tile_size chunks."
+        },
+    )
+    array_fraction: float = field(
+        default=0.5, metadata={"help": "Genotype alphabet: share of rows masked as array data (a typed subset)."}
+    )
+    min_mask_rate: float = field(default=0.05, metadata={"help": "Genotype alphabet: random scenario's lowest rate."})
+    max_mask_rate: float = field(default=0.5, metadata={"help": "Genotype alphabet: random scenario's highest rate."})
+    min_typed_density: float = field(default=0.05, metadata={"help": "Genotype alphabet: array rows' lowest density."})
+    max_typed_density: float = field(default=0.3, metadata={"help": "Genotype alphabet: array rows' highest density."})
+    synthetic_fraction: float = field(
+        default=0.5, metadata={"help": "Genotype alphabet: share of rows replaced by mosaics of training haplotypes."}
+    )
+    mosaic_switch_rate: float = field(
+        default=0.002, metadata={"help": "Per-site probability that a synthetic haplotype switches template."}
+    )
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     data_dir: str | None = field(
@@ -75,11 +97,19 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
     label_names = ("labels", "gene_ids")
 
     eval_mode = "haplotype"
+    cohort = None  # the HaplotypeCohort read from a VCF (its matrix and chunks make an imputation panel)
 
     def prepare_data(self, data_args: HaplotypeDataArguments, training_args) -> PreparedData:
         if data_args.eval_mode not in ("haplotype", "genotype"):
             raise ValueError(f"--eval_mode must be 'haplotype' or 'genotype', got {data_args.eval_mode!r}")
-        self.eval_mode = data_args.eval_mode
+        if data_args.alphabet not in ("haplotype", "genotype"):
+            raise ValueError(f"--alphabet must be 'haplotype' or 'genotype', got {data_args.alphabet!r}")
+        if data_args.alphabet == "genotype" and (data_args.seed_dataset or not data_args.tile_size):
+            raise ValueError(
+                "--alphabet genotype (imputation) reads a VCF (--vcf_file or --simulate) cut by --tile_size into "
+                "disjoint chunks that cover every site"
+            )
+        self.eval_mode = "unphased" if data_args.alphabet == "genotype" else data_args.eval_mode
         data_dir = data_args.data_dir or os.path.join(training_args.output_dir, "data")
         cache_dir = os.path.join(data_dir, "cache")
         if data_args.seed_dataset:
@@ -99,7 +129,7 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
                     n_genes=data_args.simulation_genes,
                     seed=data_args.simulation_seed,
                 )
-                vcf, genes = str(cohort.vcf), genes or str(cohort.genes)
+                vcf, genes = str(cohort.vcf), genes or (None if data_args.tile_size else str(cohort.genes))
                 card = ModelCardContext(
                     dataset_name=(
                         f"Simulated cohort (stdpopsim HomSap OutOfAfrica_3G09, msprime; "
@@ -113,7 +143,7 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
             samples = read_sample_list(data_args.samples_file) if data_args.samples_file else None
             if not genes and not data_args.tile_size:
                 raise ValueError("VCF input needs --gene_table (TSS-centred chunks) or --tile_size (tiled chunks)")
-            dataset = load_haplotype_cohort(
+            self.cohort = load_haplotype_cohort(
                 vcf,
                 gene_table=genes,
                 tile_size=data_args.tile_size,
@@ -125,7 +155,8 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
                 max_af=data_args.max_af,
                 missing=data_args.missing,
                 cache_dir=cache_dir,
-            ).dataset
+            )
+            dataset = self.cohort.dataset
         train, evaluation = split_by_individual(dataset, data_args.fold, data_args.n_folds)
         if data_args.max_train_samples is not None:
             train = train.select(range(min(data_args.max_train_samples, len(train))))
@@ -142,6 +173,13 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
     def update_config(self, config, data_args, prepared: PreparedData, tokenizer) -> None:
         config.gene_vocab = gene_vocabulary(prepared.train)
         config.max_variants = data_args.max_variants
+        config.alphabet = data_args.alphabet
+        if data_args.alphabet == "genotype":
+            from ..imputation.panel import ImputationPanel
+
+            training_people = list(dict.fromkeys(prepared.train["sample_id"]))
+            panel = ImputationPanel.from_cohort(self.cohort.matrix, self.cohort.chunks, samples=training_people)
+            config.imputation_panel = panel.to_config()
 
     def collators(self, tokenizer, config, data_args, prepared: PreparedData, seed: int):
         vocab = config.gene_vocab if config.num_genes else None
@@ -149,6 +187,18 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
             unknown = sorted(set(gene_vocabulary(prepared.eval)) - set(vocab)) if prepared.eval else []
             if unknown:
                 raise GenomicInputError(None, f"evaluation chunks {unknown[:5]} are not in the model's gene_vocab")
+        if getattr(config, "alphabet", "haplotype") != data_args.alphabet:
+            raise ValueError(
+                f"the model reads the {config.alphabet!r} alphabet but --alphabet is {data_args.alphabet!r}"
+            )
+        if data_args.alphabet == "genotype":
+            if vocab:
+                unknown = sorted(set(gene_vocabulary(prepared.train)) - set(vocab)) if prepared.train else []
+                if unknown:
+                    raise GenomicInputError(
+                        None, f"training chunks {unknown[:5]} are not in the model's panel: tile the same panel"
+                    )
+            return self._imputation_collators(tokenizer, vocab, data_args, prepared, seed)
         common = {
             "tokenizer": tokenizer,
             "gene_vocab": vocab,
@@ -165,6 +215,33 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
         )
         return train_collator, eval_collator
 
+    @staticmethod
+    def _imputation_collators(tokenizer, vocab, data_args, prepared: PreparedData, seed: int):
+        """Training masks mix sporadic missing calls and array density; evaluation masks `mask_rate` of entries."""
+        bank = haplotype_bank(prepared.train, tokenizer) if data_args.synthetic_fraction > 0 else None
+        train_collator = DataCollatorForGenotypeImputation(
+            tokenizer,
+            gene_vocab=vocab,
+            array_fraction=data_args.array_fraction,
+            mask_rate_range=(data_args.min_mask_rate, data_args.max_mask_rate),
+            typed_density_range=(data_args.min_typed_density, data_args.max_typed_density),
+            bank=bank,
+            synthetic_fraction=data_args.synthetic_fraction,
+            mosaic_switch_rate=data_args.mosaic_switch_rate,
+            seed=seed,
+        )
+        longest = max((len(row) for row in prepared.eval["genotype"]), default=1) if prepared.eval else 1
+        eval_collator = DataCollatorForGenotypeImputation(
+            tokenizer,
+            gene_vocab=vocab,
+            array_fraction=0.0,
+            mask_rate_range=(data_args.mask_rate, data_args.mask_rate),
+            deterministic=True,
+            seed=data_args.eval_seed,
+            max_length=longest,
+        )
+        return train_collator, eval_collator
+
     def preprocess_logits_for_metrics(self, logits, labels):
         return torch.softmax(logits.float(), dim=-1)
 
@@ -173,6 +250,8 @@ class HaplotypeMLMRecipe(MaskedModelingRecipe):
         labels, gene_ids = eval_prediction.label_ids
         width = labels.shape[1]
         site_ids = np.asarray(gene_ids)[:, None] * width + np.arange(width)[None, :]
+        if self.eval_mode == "unphased":
+            return unphased_genotype_metrics(probabilities, np.asarray(labels), site_ids)
         if self.eval_mode == "genotype":
             return genotype_metrics(probabilities, np.asarray(labels), site_ids)
         return imputation_metrics(probabilities, np.asarray(labels), site_ids)

@@ -54,12 +54,37 @@ def _bolt(folder: Path) -> Path:
 
 @snippet_fixture("quickstart_output")
 def _quickstart_output(folder: Path) -> None:
-    """The haplotype-dss masked LM with its tokenizer, as the quickstart leaves it (tiny)."""
-    from .zoo import build
+    """What the quickstart leaves (tiny and untrained): a genotype-alphabet haplotype-dss masked LM whose config
+    carries its imputation panel (the real chr20 panel's first 240 common SNPs, 3 chunks, 40 reference people), its
+    tokenizer, and `imputation/targets.vcf.gz`: 6 other people, unphased, a fifth of their calls missing."""
+    import numpy as np
 
-    tiny = build("haplotype-dss")
-    tiny.model.save_pretrained(folder / "quickstart_output")
-    tiny.processor.save_pretrained(folder / "quickstart_output")
+    from genomic_models import HaplotypeDSSConfig, HaplotypeDSSForMaskedLM, HaplotypeTokenizer
+    from genomic_models.data import read_vcf, select_common_snps, tiled_chunks, write_vcf
+    from genomic_models.imputation import ImputationPanel
+    from genomic_models.imputation.evaluation import unphased_targets
+
+    output = folder / "quickstart_output"
+    cohort = select_common_snps(read_vcf(REAL_PHASED_VCF)).subset(np.arange(240))
+    chunks = tiled_chunks(cohort.variants, 80)
+    reference, targets = cohort.samples[:40], cohort.samples[40:46]
+    panel = ImputationPanel.from_cohort(cohort, chunks, samples=reference)
+    config = HaplotypeDSSConfig(
+        alphabet="genotype",
+        hidden_size=8,
+        num_hidden_layers=1,
+        state_size=4,
+        site_embedding_size=4,
+        gene_vocab=[chunk.label for chunk in chunks],
+        max_variants=80,
+        imputation_panel=panel.to_config(),
+    )
+    torch.manual_seed(0)
+    HaplotypeDSSForMaskedLM(config).save_pretrained(output)
+    HaplotypeTokenizer(model_max_length=80).save_pretrained(output)
+    masked = unphased_targets(cohort.subset(samples=targets), "random", np.random.default_rng(0), mask_fraction=0.2)
+    (output / "imputation").mkdir()
+    write_vcf(masked, output / "imputation" / "targets.vcf.gz")
 
 
 @snippet_fixture("pretrained")

@@ -55,6 +55,17 @@ class HaplotypeDSSConfig(PreTrainedConfig):
         classifier_dropout: Dropout on the combined features before the expression readout.
         expression_scaling: Per gene, the `[mean, std]` that standardised its expression in training, so that
             predictions can be mapped back to the original units (metadata; the forward pass does not use it).
+        alphabet: What a token means. `"haplotype"` (the original): one haplotype's letters R=0, A=1, N=2. `"genotype"`:
+            a person's unphased genotype as its ALT allele count 0, 1, 2, with a missing call as [MASK]; the same
+            network then predicts 3 genotype classes, which is what imputation of unphased targets needs.
+        site_embedding_size: Width of a learned vector per (gene, site position, input state) added at every site
+            (projected to `hidden_size`); 0 (the original) disables it. Convolutions and DSS kernels are
+            shift-equivariant, so without it the network can only tell sites apart by their neighbourhood, while
+            imputation needs site-specific LD. Costs `num_genes * max_variants * (num_allele_classes + 1) *
+            site_embedding_size` parameters.
+        imputation_panel: The reference panel a genotype-alphabet model was trained on, so that target VCFs can be
+            matched with the checkpoint alone: `{"chunks": [{"label", "chrom", "pos", "ref", "alt", "alt_frequency"},
+            ...]}`, one entry per gene of `gene_vocab`, sites in chunk order (see `genomic_models.imputation`).
     """
 
     model_type = "haplotype-dss"
@@ -100,6 +111,9 @@ class HaplotypeDSSConfig(PreTrainedConfig):
     expression_readout: str = "per_gene"
     classifier_dropout: float = 0.0
     expression_scaling: dict[str, list[float]] = field(default_factory=dict)
+    alphabet: str = "haplotype"
+    site_embedding_size: int = 0
+    imputation_panel: dict | None = None
     pad_token_id: int | None = 3
     mask_token_id: int | None = 4
     tie_word_embeddings: bool = False
@@ -123,10 +137,17 @@ class HaplotypeDSSConfig(PreTrainedConfig):
             "haplotype_combination": ("sum", "mean", "concat"),
             "expression_pooling": ("mean", "attention", "position"),
             "expression_readout": ("per_gene", "shared"),
+            "alphabet": ("haplotype", "genotype"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 problems.append(f"{name}={getattr(self, name)!r} is not one of {allowed}")
+        if self.alphabet == "genotype" and self.num_allele_classes != 3:
+            problems.append(
+                f"the genotype alphabet has 3 classes (0/1/2), got num_allele_classes={self.num_allele_classes}"
+            )
+        if not isinstance(self.site_embedding_size, int) or self.site_embedding_size < 0:
+            problems.append(f"site_embedding_size must be a non-negative integer, got {self.site_embedding_size!r}")
         if not 0 <= self.classifier_dropout < 1:
             problems.append(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}")
         duplicated = sorted(gene for gene, count in Counter(self.gene_vocab).items() if count > 1)

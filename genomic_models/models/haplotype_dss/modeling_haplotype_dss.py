@@ -51,11 +51,19 @@ class HaplotypeDSSEmbeddings(nn.Module):
             padding=config.stem_kernel_size // 2,
         )
         self.gene_embeddings = nn.Embedding(config.num_genes, config.hidden_size) if config.num_genes else None
+        self.site_embeddings = HaplotypeDSSSiteEmbeddings(config) if config.site_embedding_size else None
 
-    def forward(self, input_ids: torch.LongTensor, gene_ids: torch.LongTensor | None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        gene_ids: torch.LongTensor | None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         classes = self.num_allele_classes
         one_hot = F.one_hot(input_ids.clamp(0, classes), classes + 1)[..., :classes]
         hidden_states = self.stem(one_hot.transpose(1, 2).to(self.stem.weight.dtype))
+        if self.site_embeddings is not None:
+            hidden_states = hidden_states + self.site_embeddings(input_ids, gene_ids, attention_mask)
         # Value checks are graph-friendly: errors in eager mode, runtime assertions under torch.compile / torch.export.
         if self.gene_embeddings is not None:
             if gene_ids is None:
@@ -72,6 +80,39 @@ class HaplotypeDSSEmbeddings(nn.Module):
                 "This model is gene-agnostic (no gene embedding) but received non-zero `gene_ids`.",
             )
         return hidden_states
+
+
+class HaplotypeDSSSiteEmbeddings(nn.Module):
+    """A learned vector per (gene, site position, input state), projected to the hidden size.
+
+    States are the letters 0..num_allele_classes-1 and one more for [MASK]/[PAD]: a site's vector tells the network
+    both which site it is and what was observed there, which shift-invariant convolutions cannot. A site's position is
+    its rank among the sequence's non-padded sites, so any padding side gives the same result.
+    """
+
+    def __init__(self, config: HaplotypeDSSConfig):
+        super().__init__()
+        self.max_variants = config.max_variants
+        self.states = config.num_allele_classes + 1
+        rows = max(config.num_genes, 1) * config.max_variants * self.states
+        self.table = nn.Embedding(rows, config.site_embedding_size)
+        self.projection = nn.Linear(config.site_embedding_size, config.hidden_size, bias=False)
+
+    def forward(
+        self, input_ids: torch.LongTensor, gene_ids: torch.LongTensor | None, attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """(B, hidden_size, L) site vectors."""
+        if attention_mask is None:
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        else:
+            positions = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
+        if positions.shape[1] and int(positions.max()) >= self.max_variants:
+            raise ValueError(f"a sequence has more than config.max_variants={self.max_variants} sites")
+        genes_in_table = self.table.num_embeddings // (self.max_variants * self.states)
+        genes = gene_ids if gene_ids is not None and genes_in_table > 1 else torch.zeros_like(positions[:, 0])
+        states = input_ids.clamp(0, self.states - 1)
+        rows = (genes[:, None] * self.max_variants + positions) * self.states + states
+        return self.projection(self.table(rows)).transpose(1, 2)
 
 
 class HaplotypeDSSResidualBlock(nn.Module):
@@ -397,7 +438,7 @@ class HaplotypeDSSModel(HaplotypeDSSPreTrainedModel):
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         pad_mask = _pad_mask(attention_mask, self.config)
-        hidden_states = _apply_pad_mask(self.embeddings(input_ids, gene_ids), pad_mask)
+        hidden_states = _apply_pad_mask(self.embeddings(input_ids, gene_ids, attention_mask), pad_mask)
         hidden_states, all_hidden_states = self.encoder(hidden_states, pad_mask, output_hidden_states)
         output = HaplotypeDSSModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden_states)
         return output if return_dict else output.to_tuple()
