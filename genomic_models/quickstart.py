@@ -42,7 +42,7 @@ print(type(model).__name__, type(tokenizer).__name__, type(model).__module__.sta
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="quickstart_output")
-    parser.add_argument("--epochs", type=float, default=12)
+    parser.add_argument("--epochs", type=float, default=60)
     parser.add_argument("--samples_per_population", type=int, default=50)
     parser.add_argument("--sequence_length", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
