@@ -14,15 +14,16 @@ from pathlib import Path
 import numpy as np
 import pysam
 import pytest
-import torch
 
 from genomic_models import HaplotypeDSSConfig, HaplotypeDSSForMaskedLM, HaplotypeTokenizer
 from genomic_models.commands.imputation import impute_main as impute
 from genomic_models.console import _one_line
-from genomic_models.data import read_vcf, select_common_snps, tiled_chunks
+from genomic_models.data import read_vcf, select_common_snps
 from genomic_models.errors import GenomicInputError
 from genomic_models.imputation import ImputationPanel
 from genomic_models.pipelines.genotype_imputation import GenotypeImputationPipeline
+
+from .helpers.pipeline_checkpoints import imputation_checkpoint
 
 CHUNK = 80
 PANEL_SITES = 240
@@ -41,23 +42,9 @@ class Setup:
 def setup(sim_cohort, tmp_path_factory) -> Setup:
     matrix = read_vcf(sim_cohort.vcf)
     common = select_common_snps(matrix).subset(np.arange(PANEL_SITES))
-    chunks = tiled_chunks(common.variants, CHUNK)
     reference, targets = common.samples[:40], common.samples[40:52]
-    panel = ImputationPanel.from_cohort(common, chunks, samples=reference)
-    config = HaplotypeDSSConfig(
-        alphabet="genotype",
-        hidden_size=8,
-        num_hidden_layers=1,
-        state_size=4,
-        site_embedding_size=4,
-        gene_vocab=[chunk.label for chunk in chunks],
-        max_variants=CHUNK,
-        imputation_panel=panel.to_config(),
-    )
-    torch.manual_seed(0)
     checkpoint = tmp_path_factory.mktemp("imputation_checkpoint")
-    HaplotypeDSSForMaskedLM(config).save_pretrained(checkpoint)
-    HaplotypeTokenizer(model_max_length=CHUNK).save_pretrained(checkpoint)
+    panel = imputation_checkpoint(checkpoint, common, reference, chunk_size=CHUNK)
     positions = set(common.variants["pos"].tolist())
     return Setup(checkpoint, panel, matrix, positions, targets)
 

@@ -134,6 +134,31 @@ def haplotype_expression_checkpoint(directory: Path, seed: int = 0) -> Path:
     return path
 
 
+def imputation_checkpoint(directory: Path, cohort, reference: list[str], chunk_size: int, seed: int = 0):
+    """A genotype-alphabet haplotype-dss masked LM over `cohort`'s sites cut into chunks of `chunk_size`, its config
+    carrying the imputation panel (ALT frequencies of `reference`), saved with its tokenizer; returns the panel."""
+    from genomic_models import HaplotypeDSSConfig, HaplotypeDSSForMaskedLM, HaplotypeTokenizer
+    from genomic_models.data import tiled_chunks
+    from genomic_models.imputation import ImputationPanel
+
+    chunks = tiled_chunks(cohort.variants, chunk_size)
+    panel = ImputationPanel.from_cohort(cohort, chunks, samples=reference)
+    config = HaplotypeDSSConfig(
+        alphabet="genotype",
+        hidden_size=8,
+        num_hidden_layers=1,
+        state_size=4,
+        site_embedding_size=4,
+        gene_vocab=[chunk.label for chunk in chunks],
+        max_variants=chunk_size,
+        imputation_panel=panel.to_config(),
+    )
+    torch.manual_seed(seed)
+    HaplotypeDSSForMaskedLM(config).save_pretrained(directory)
+    HaplotypeTokenizer(model_max_length=chunk_size).save_pretrained(directory)
+    return panel
+
+
 def seq2king_checkpoint(directory: Path, seed: int = 0) -> Path:
     """A Seq2KING kinship head over 20 people (P00..P19), sequences of at most 9, with its kinship scale."""
     from genomic_models import KinshipTokenizer, Seq2KingConfig, Seq2KingForKinshipRegression

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..conftest import REAL_PHASED_VCF
-from .pipeline_checkpoints import gperceiver_checkpoint, polygene_checkpoints
+from .pipeline_checkpoints import gperceiver_checkpoint, imputation_checkpoint, polygene_checkpoints
 
 SNIPPET_FIXTURES: dict[str, Callable[[Path], None]] = {}
 _SHARED: dict[str, object] = {}
@@ -59,29 +59,13 @@ def _quickstart_output(folder: Path) -> None:
     tokenizer, and `imputation/targets.vcf.gz`: 6 other people, unphased, a fifth of their calls missing."""
     import numpy as np
 
-    from genomic_models import HaplotypeDSSConfig, HaplotypeDSSForMaskedLM, HaplotypeTokenizer
-    from genomic_models.data import read_vcf, select_common_snps, tiled_chunks, write_vcf
-    from genomic_models.imputation import ImputationPanel
+    from genomic_models.data import read_vcf, select_common_snps, write_vcf
     from genomic_models.imputation.evaluation import unphased_targets
 
     output = folder / "quickstart_output"
     cohort = select_common_snps(read_vcf(REAL_PHASED_VCF)).subset(np.arange(240))
-    chunks = tiled_chunks(cohort.variants, 80)
     reference, targets = cohort.samples[:40], cohort.samples[40:46]
-    panel = ImputationPanel.from_cohort(cohort, chunks, samples=reference)
-    config = HaplotypeDSSConfig(
-        alphabet="genotype",
-        hidden_size=8,
-        num_hidden_layers=1,
-        state_size=4,
-        site_embedding_size=4,
-        gene_vocab=[chunk.label for chunk in chunks],
-        max_variants=80,
-        imputation_panel=panel.to_config(),
-    )
-    torch.manual_seed(0)
-    HaplotypeDSSForMaskedLM(config).save_pretrained(output)
-    HaplotypeTokenizer(model_max_length=80).save_pretrained(output)
+    imputation_checkpoint(output, cohort, reference, chunk_size=80)
     masked = unphased_targets(cohort.subset(samples=targets), "random", np.random.default_rng(0), mask_fraction=0.2)
     (output / "imputation").mkdir()
     write_vcf(masked, output / "imputation" / "targets.vcf.gz")
