@@ -11,6 +11,7 @@ from transformers import AutoConfig, AutoModel, pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.feature_extraction import FeatureExtractionPipeline
 
+from genomic_models.data import read_vcf, select_common_snps
 from genomic_models.data.genotype_tables import genotype_codes_from_matrix
 from genomic_models.pipelines import PIPELINE_TASKS, register_pipeline_task, tasks_for_model_type
 
@@ -19,6 +20,7 @@ from .helpers.pipeline_checkpoints import (
     chromoformer_checkpoint,
     gperceiver_checkpoint,
     haplotype_expression_checkpoint,
+    imputation_checkpoint,
     polygene_checkpoints,
     seq2king_checkpoint,
 )
@@ -89,7 +91,7 @@ def test_a_loaded_config_leaves_out_the_served_tasks_and_a_save_writes_them_back
 
 
 def test_pipelines_run_from_the_checkpoint_without_the_package(
-    tmp_path, bolt_lmm_example, remote_code_env, torch_single_thread
+    tmp_path, bolt_lmm_example, sim_cohort, remote_code_env, torch_single_thread
 ):
     """With the package, `pipeline(task, model=dir)` needs no trust_remote_code (and accepts it); in a process that
     cannot import genomic_models, `trust_remote_code=True` runs the copied pipeline files with the same results, for
@@ -111,6 +113,11 @@ def test_pipelines_run_from_the_checkpoint_without_the_package(
         "persons": np.array([f"P{index:02d}" for index in range(10)] + ["NEW0", "NEW1", "NEW2"]),
         "kinship": (kinship + kinship.T) / 2,
     }
+    cohort_matrix = select_common_snps(read_vcf(sim_cohort.vcf)).subset(np.arange(120))
+    panel = imputation_checkpoint(tmp_path / "imputer", cohort_matrix, cohort_matrix.samples[:40], chunk_size=60)
+    counts = cohort_matrix.alt_allele_counts()[60:120, 40:44].T  # 4 people outside the panel at its second chunk
+    counts = np.where(rng.random(counts.shape) < 0.3, -1, counts)
+    other.update(imputation_chunk=np.array(panel.chunks[1].label), imputation_counts=counts)
     np.savez(tmp_path / "other.npz", **other)
     spec = {
         "polygene_classifier": str(polygene.classifier_path),
@@ -119,6 +126,7 @@ def test_pipelines_run_from_the_checkpoint_without_the_package(
         "chromoformer": str(chromoformer_checkpoint(tmp_path)),
         "haplotype": str(haplotype_expression_checkpoint(tmp_path)),
         "seq2king": str(seq2king_checkpoint(tmp_path)),
+        "imputer": str(tmp_path / "imputer"),
         "cells": str(tmp_path / "cells.h5ad"),
         "genotypes": str(tmp_path / "genotypes.npz"),
         "other_inputs": str(tmp_path / "other.npz"),
@@ -169,3 +177,10 @@ def test_pipelines_run_from_the_checkpoint_without_the_package(
     )
     assert remote["in_vocabulary"].tolist() == [True] * 10 + [False] * 3 == persons["in_vocabulary"].tolist()
     np.testing.assert_allclose(remote["person_embeddings"], persons["embeddings"], rtol=1e-4, atol=1e-5)
+    chunk = str(other["imputation_chunk"])
+    imputed = pipeline("genotype-imputation", model=spec["imputer"])(
+        [{"chunk": chunk, "genotypes": row} for row in other["imputation_counts"]], batch_size=2
+    )
+    np.testing.assert_allclose(
+        remote["imputed"], np.stack([row["probabilities"] for row in imputed]), rtol=1e-5, atol=1e-6
+    )

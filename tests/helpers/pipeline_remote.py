@@ -69,9 +69,19 @@ except ValueError as error:
     assert "genomic_models package" in str(error), error
 else:
     raise AssertionError("a kinship file was read without the package")
+imputer = remote("genotype-imputation", "imputer")
+imputation_items = [{"chunk": str(inputs["imputation_chunk"]), "genotypes": row} for row in inputs["imputation_counts"]]
+imputed = imputer(imputation_items, batch_size=2)
+try:
+    imputer(spec["other_inputs"], output="imputed.vcf.gz")
+except ValueError as error:
+    assert "genomic_models package" in str(error), error
+else:
+    raise AssertionError("a VCF was imputed without the package")
 
 np.savez(
     output,
+    imputed=np.stack([result["probabilities"] for result in imputed]),
     labels=np.array(annotated.obs["polygene_cell_type"].tolist()),
     probabilities=annotated.obsm["polygene_cell_type_probabilities"],
     embedding=embedded.obsm["X_polygene"],
