@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from genomic_models import HaplotypeDSSForMaskedLM
 from genomic_models.pipelines import PIPELINE_TASKS
 from genomic_models.testing.hub_standin import HubStandIn
 
@@ -35,7 +36,13 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
 README = (REPO_ROOT / "README.md").read_text()
 README_SNIPPETS = {f"README.md:{line}": code for line, code in python_blocks(README)}
 CARD_TEMPLATES = {path.stem: path.read_text() for path in sorted((REPO_ROOT / "model_cards").glob("*.md"))}
-CARD_VARIANTS = [(model_type, head) for model_type, heads in card_heads().items() for head in heads]
+# (model_type, head, variant): every head's card, and the genotype-alphabet (imputation) card of the masked LM.
+CARD_VARIANTS = [(model_type, head, None) for model_type, heads in card_heads().items() for head in heads]
+CARD_VARIANTS.append(("haplotype-dss", HaplotypeDSSForMaskedLM, "imputation"))
+
+
+def variant_name(head: type, variant: str | None) -> str:
+    return head.__name__ if variant is None else f"{head.__name__}[{variant}]"
 
 
 def quoted(name: str, texts) -> bool:
@@ -87,14 +94,15 @@ def snippet_runs(tmp_path_factory) -> dict:
         if quoted(name, texts):
             builder(fixtures)
     card_jobs, card_blocks = [], {}
-    for model_type, head in CARD_VARIANTS:
-        checkpoint = card_checkpoint(model_type, head, work / "cards" / head.__name__)
+    for model_type, head, variant in CARD_VARIANTS:
+        name = variant_name(head, variant)
+        checkpoint = card_checkpoint(model_type, head, work / "cards" / name, variant)
         blocks = [code for _, code in python_blocks((checkpoint / "README.md").read_text())]
-        card_blocks[(model_type, head.__name__)] = blocks
+        card_blocks[(model_type, name)] = blocks
         for index, code in enumerate(blocks):
             card_jobs.append(
                 {
-                    "id": f"{model_type}/{head.__name__}#{index}",
+                    "id": f"{model_type}/{name}#{index}",
                     "code": code,
                     "links": {f"{model_type}-model": str(checkpoint)},
                 }
@@ -116,13 +124,16 @@ def test_readme_snippet_runs(snippet, snippet_runs):
     assert error is None, f"{snippet} failed:\n{README_SNIPPETS[snippet]}\n{error}"
 
 
-@pytest.mark.parametrize(("model_type", "head"), CARD_VARIANTS, ids=[f"{t}/{h.__name__}" for t, h in CARD_VARIANTS])
-def test_model_card_snippets_run_without_the_package(model_type, head, snippet_runs):
-    blocks = snippet_runs["card_blocks"][(model_type, head.__name__)]
-    assert blocks, f"the {model_type} card rendered for {head.__name__} has no Python snippet"
+@pytest.mark.parametrize(
+    ("model_type", "head", "variant"), CARD_VARIANTS, ids=[f"{t}/{variant_name(h, v)}" for t, h, v in CARD_VARIANTS]
+)
+def test_model_card_snippets_run_without_the_package(model_type, head, variant, snippet_runs):
+    name = variant_name(head, variant)
+    blocks = snippet_runs["card_blocks"][(model_type, name)]
+    assert blocks, f"the {model_type} card rendered for {name} has no Python snippet"
     for index, code in enumerate(blocks):
-        error = snippet_runs["results"][f"{model_type}/{head.__name__}#{index}"]
-        assert error is None, f"{model_type} card ({head.__name__}) snippet {index} failed:\n{code}\n{error}"
+        error = snippet_runs["results"][f"{model_type}/{name}#{index}"]
+        assert error is None, f"{model_type} card ({name}) snippet {index} failed:\n{code}\n{error}"
 
 
 def test_every_card_template_snippet_is_rendered_by_some_head(snippet_runs):

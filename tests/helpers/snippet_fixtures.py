@@ -187,10 +187,15 @@ def card_heads() -> dict[str, list[type]]:
     return {model_type: list(dict.fromkeys(entry["models"].values())) for model_type, entry in ARCHITECTURES.items()}
 
 
-def card_checkpoint(model_type: str, head: type, folder: Path) -> Path:
-    """A tiny checkpoint of `head` with its tokenizer or feature extractor, and its rendered card, in `folder`."""
+def card_checkpoint(model_type: str, head: type, folder: Path, variant: str | None = None) -> Path:
+    """A tiny checkpoint of `head` with its tokenizer or feature extractor, and its rendered card, in `folder`.
+    `variant="imputation"`: the genotype-alphabet haplotype-dss masked LM with its panel (the quickstart's kind)."""
     from .zoo import build
 
+    if variant == "imputation":
+        _quickstart_output(folder.parent / ".imputation")
+        shutil.copytree(folder.parent / ".imputation" / "quickstart_output", folder)
+        return folder
     if model_type == "chromoformer":
         base, processor = _tiny_chromoformer()
         config = base.config
