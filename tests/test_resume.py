@@ -342,3 +342,17 @@ def test_run_phenotype_classification_resumes_exactly(tmp_path, torch_single_thr
         *TRAINER,
     ]
     kill_and_resume(run_phenotype_classification.main, args, tmp_path)
+
+
+def test_run_mlm_imputation_alphabet_resumes_exactly(sim_cohort, tmp_path, torch_single_thread):
+    """The imputation recipe's collator (array and sporadic masks, synthetic mosaic people) draws the same masks after
+    a kill and resume, in dataloader workers too."""
+    args = [
+        "--model_type", "haplotype-dss", "--vcf_file", str(sim_cohort.vcf), "--alphabet", "genotype",
+        "--tile_size", "60", "--max_variants", "60", "--synthetic_fraction", "0.5",
+        "--config_overrides", "hidden_size=8,num_hidden_layers=1,state_size=4,site_embedding_size=4",
+        "--data_dir", str(tmp_path / "data"), "--per_device_train_batch_size", "4", "--max_steps", "6",
+        "--do_train", "--dataloader_num_workers", "2", *TRAINER,
+    ]  # fmt: skip
+    full, _ = kill_and_resume(run_mlm.main, args, tmp_path)
+    assert full.model.config.alphabet == "genotype" and full.model.config.imputation_panel
