@@ -130,8 +130,8 @@ class MaskingArguments:
     eval_seed: int = field(default=2024, metadata={"help": "Seed of the fixed evaluation masks."})
 
     def masking_collator(self, tokenizer, seed: int | None, deterministic: bool = False) -> DataCollatorForPolygeneMLM:
-        """The collator these arguments describe: a running generator for training, per-cell seeds (`deterministic`)
-        for evaluation masks that every run and model shares."""
+        """The collator these arguments describe: draws from (seed, epoch, cell) for training, from (seed, cell) with
+        `deterministic` for evaluation masks that every run and model shares."""
         return DataCollatorForPolygeneMLM(
             tokenizer,
             mlm_probability=self.mlm_probability,
