@@ -127,8 +127,8 @@ class _TypedRecord:
 class _ChunkImputer:
     """Runs the pipeline over this process's samples for one chunk and gathers all samples on the main process."""
 
-    def __init__(self, pipe, panel: ImputationPanel, samples: slice, batch_size: int, state: PartialState):
-        self.pipe, self.panel, self.samples, self.batch_size, self.state = pipe, panel, samples, batch_size, state
+    def __init__(self, pipe, panel: ImputationPanel, batch_size: int, state: PartialState):
+        self.pipe, self.panel, self.batch_size, self.state = pipe, panel, batch_size, state
 
     def __call__(self, index: int, typed_counts: np.ndarray) -> np.ndarray | None:
         chunk = self.panel.chunks[index]
@@ -180,7 +180,9 @@ class _Stream:
     def __init__(self, pipe, panel, plan: SitePlan, output: str, local: slice, batch_size: int, state):
         self.panel, self.plan, self.output, self.local, self.state = panel, plan, output, local, state
         self.main = state.is_main_process
-        self.impute = _ChunkImputer(pipe, panel, local, batch_size, state)
+        self.impute = _ChunkImputer(pipe, panel, batch_size, state)
+        # More processes than sample batches: this one reads no genotypes and only follows the pass along.
+        self.idle = not self.main and local.stop <= local.start
         self.offsets = np.cumsum([0] + [len(chunk) for chunk in panel.chunks])
         self.chunk_of_site = np.repeat(np.arange(len(panel.chunks)), np.diff(self.offsets))
         typed_by_chunk = np.bincount(self.chunk_of_site[plan.typed_record >= 0], minlength=len(panel.chunks))
@@ -197,8 +199,7 @@ class _Stream:
 
     # -- the pass ----------------------------------------------------------------------------------------------------
     def run(self) -> None:
-        idle = self.local.stop <= self.local.start  # more processes than sample batches: this one only follows along
-        reader = open_vcf(self.plan.source, None if self.main or idle else self.plan.samples[self.local])
+        reader = open_vcf(self.plan.source, None if self.main or self.idle else self.plan.samples[self.local])
         if self.main:
             self.writer = BgzipWriter(self.output)
             self.writer.write(output_header(reader.raw_header, self.plan.target_chromosomes, self.model_name))
@@ -243,8 +244,8 @@ class _Stream:
             return
         site = int(self.plan.panel_site[record_number])
         chunk = int(self.chunk_of_site[site])
-        if not self.main and self.local.stop <= self.local.start:
-            calls = np.zeros((0, 3), dtype=np.int16)  # an idle process (see run): no samples to read
+        if self.idle:
+            calls = np.zeros((0, 3), dtype=np.int16)  # no samples to read
         else:
             calls = self._diploid_calls(variant, chrom)
         alleles = calls[:, :2]
