@@ -12,6 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from .zoo import TINY_GPERCEIVER
+
 POLYGENE_GENES = 48
 POLYGENE_SIZES = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
 
@@ -84,19 +86,8 @@ def gperceiver_checkpoint(directory: Path, plink_prefix: Path, step: int = 900, 
     thinned = matrix.subset(np.arange(0, len(matrix.variants), step))
     tokenizer = tokenizer_from_genotype_matrix(thinned)
     torch.manual_seed(seed)
-    model = GPerceiverForPhenotypePrediction(
-        GPerceiverConfig(
-            **tokenizer.model_config_kwargs(),
-            allele_embedding_size=8,
-            position_embedding_size=8,
-            num_latents=4,
-            hidden_size=16,
-            projection_size=8,
-            intermediate_size=16,
-            num_blocks=2,
-            block_names=["PHENO", "PHENO2"],
-        )
-    ).eval()
+    config = GPerceiverConfig(**tokenizer.model_config_kwargs(), **TINY_GPERCEIVER, block_names=["PHENO", "PHENO2"])
+    model = GPerceiverForPhenotypePrediction(config).eval()
     path = directory / "gperceiver-eur"
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)

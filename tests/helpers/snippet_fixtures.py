@@ -52,23 +52,33 @@ def _bolt(folder: Path) -> Path:
     return _SHARED["bolt"]
 
 
+def _imputation_checkpoint(folder: Path) -> Path:
+    """The quickstart's kind of checkpoint, tiny and untrained, built once: a genotype-alphabet haplotype-dss masked LM
+    whose config carries its imputation panel (the real chr20 panel's first 240 common SNPs, 3 chunks, 40 reference
+    people), its tokenizer, and `imputation/targets.vcf.gz`: 6 other people, unphased, a fifth of their calls
+    missing."""
+    if "imputation" not in _SHARED:
+        import numpy as np
+
+        from genomic_models.data import read_vcf, select_common_snps, write_vcf
+        from genomic_models.imputation.evaluation import unphased_targets
+
+        output = folder / ".imputation"
+        cohort = select_common_snps(read_vcf(REAL_PHASED_VCF)).subset(np.arange(240))
+        reference, targets = cohort.samples[:40], cohort.samples[40:46]
+        imputation_checkpoint(output, cohort, reference, chunk_size=80)
+        people = cohort.subset(samples=targets)
+        masked = unphased_targets(people, "random", np.random.default_rng(0), mask_fraction=0.2)
+        (output / "imputation").mkdir()
+        write_vcf(masked, output / "imputation" / "targets.vcf.gz")
+        _SHARED["imputation"] = output
+    return _SHARED["imputation"]
+
+
 @snippet_fixture("quickstart_output")
 def _quickstart_output(folder: Path) -> None:
-    """What the quickstart leaves (tiny and untrained): a genotype-alphabet haplotype-dss masked LM whose config
-    carries its imputation panel (the real chr20 panel's first 240 common SNPs, 3 chunks, 40 reference people), its
-    tokenizer, and `imputation/targets.vcf.gz`: 6 other people, unphased, a fifth of their calls missing."""
-    import numpy as np
-
-    from genomic_models.data import read_vcf, select_common_snps, write_vcf
-    from genomic_models.imputation.evaluation import unphased_targets
-
-    output = folder / "quickstart_output"
-    cohort = select_common_snps(read_vcf(REAL_PHASED_VCF)).subset(np.arange(240))
-    reference, targets = cohort.samples[:40], cohort.samples[40:46]
-    imputation_checkpoint(output, cohort, reference, chunk_size=80)
-    masked = unphased_targets(cohort.subset(samples=targets), "random", np.random.default_rng(0), mask_fraction=0.2)
-    (output / "imputation").mkdir()
-    write_vcf(masked, output / "imputation" / "targets.vcf.gz")
+    """What the quickstart leaves: an imputation checkpoint with the masked targets of its held-out people."""
+    shutil.copytree(_imputation_checkpoint(folder), folder / "quickstart_output")
 
 
 @snippet_fixture("pretrained")
@@ -193,8 +203,7 @@ def card_checkpoint(model_type: str, head: type, folder: Path, variant: str | No
     from .zoo import build
 
     if variant == "imputation":
-        _quickstart_output(folder.parent / ".imputation")
-        shutil.copytree(folder.parent / ".imputation" / "quickstart_output", folder)
+        shutil.copytree(_imputation_checkpoint(folder.parent), folder)
         return folder
     if model_type == "chromoformer":
         base, processor = _tiny_chromoformer()

@@ -12,6 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+# The tiny gperceiver's sizes (two environments), shared by every test that builds one over its own markers.
+TINY_GPERCEIVER = {
+    "allele_embedding_size": 8,
+    "position_embedding_size": 8,
+    "num_latents": 4,
+    "hidden_size": 16,
+    "projection_size": 8,
+    "intermediate_size": 16,
+    "num_blocks": 2,
+}
+
 
 @dataclass
 class TinyModel:
@@ -52,17 +63,7 @@ def _gperceiver() -> TinyModel:
     tokenizer = GenotypeTokenizer(
         marker_table=(["1"] * 12 + ["2"] * 12, [f"rs{i}" for i in range(24)], list(range(24)))
     )
-    config = GPerceiverConfig(
-        **tokenizer.model_config_kwargs(),
-        allele_embedding_size=8,
-        position_embedding_size=8,
-        num_latents=4,
-        hidden_size=16,
-        projection_size=8,
-        intermediate_size=16,
-        num_blocks=2,
-        block_names=["2019", "2020"],
-    )
+    config = GPerceiverConfig(**tokenizer.model_config_kwargs(), **TINY_GPERCEIVER, block_names=["2019", "2020"])
     alleles = np.array([[[0, 1], [1, 1], [-1, 0], [0, 0]] * 6, [[1, 1], [0, 0], [0, 1], [-1, -1]] * 6], np.int16)
     inputs = dict(tokenizer(tokenizer.encode_vcf_alleles(alleles), return_tensors="pt"))
     return TinyModel(
